@@ -1,0 +1,62 @@
+// Bindings of the rng family: rng_philox_u32, rng_fill_f32.
+#include <omp.h>
+
+#include "arrays.h"
+#include "edgelearn/philox.h"
+
+namespace edgelearn::bind {
+
+namespace {
+
+constexpr int64_t kChunk = 1 << 14;  // elements per parallel task; fixed, so output is thread-independent
+
+Dist parse_dist(int dist) {
+  check(dist >= 0 && dist <= 2, "dist: must be 0 (gaussian), 1 (rademacher) or 2 (uniform)");
+  return static_cast<Dist>(dist);
+}
+
+}  // namespace
+
+void register_rng(py::module_& m) {
+  m.def(
+      "rng_philox_u32",
+      [](uint64_t seed, uint64_t stream, int64_t count, uint64_t start) {
+        check(count >= 0, "count: must be >= 0");
+        checked_mul(count, 4, "count");
+        py::array_t<uint32_t> out(count);
+        uint32_t* o = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static)
+          for (int64_t c = 0; c < (count + kChunk - 1) / kChunk; ++c) {
+            const int64_t i0 = c * kChunk, n = std::min(kChunk, count - i0);
+            philox_fill_bits(seed, stream, start + uint64_t(i0), n, o + i0);
+          }
+        }
+        return out;
+      },
+      py::arg("seed"), py::arg("stream"), py::arg("count"), py::arg("start") = 0,
+      "Raw Philox4x32-10 words [start, start+count) of stream (seed, stream).");
+  m.def(
+      "rng_fill_f32",
+      [](uint64_t seed, uint64_t stream, int64_t count, uint64_t start, int dist) {
+        check(count >= 0, "count: must be >= 0");
+        checked_mul(count, 4, "count");
+        const Dist d = parse_dist(dist);
+        py::array_t<float> out(count);
+        float* o = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static)
+          for (int64_t c = 0; c < (count + kChunk - 1) / kChunk; ++c) {
+            const int64_t i0 = c * kChunk, n = std::min(kChunk, count - i0);
+            philox_fill(seed, stream, start + uint64_t(i0), n, d, o + i0);
+          }
+        }
+        return out;
+      },
+      py::arg("seed"), py::arg("stream"), py::arg("count"), py::arg("start") = 0, py::arg("dist") = 0,
+      "Float32 values [start, start+count) of stream (seed, stream): dist 0 gaussian, 1 rademacher, 2 uniform.");
+}
+
+}  // namespace edgelearn::bind

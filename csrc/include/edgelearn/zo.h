@@ -1,0 +1,62 @@
+// The zo family: perturbed forward passes and seed replay for backpropagation-free fine-tuning.
+//
+// A LoRA-adapted linear layer computes  y = x W^T + b + s * (x A^T) B^T  with a frozen W [o, d], bias b [o]
+// (optional), adapter A [r, d], B [o, r] and scale s. Forward-gradient training evaluates it under P
+// perturbations of the adapter at once; each perturbation is regenerated from a seed (philox.h), never stored:
+//
+//   Z_A(k) = Z(seeds[k], layer_id, slot 0)  shaped [r, d]     Z_B(k) = Z(seeds[k], layer_id, slot 1)  shaped [o, r]
+//   stream p:  A_p = A + sigma_p * eps * Z_A(k_p),   B_p = B + sigma_p * eps * Z_B(k_p)
+//              y_p = x_p W^T + b + s * (x_p A_p^T) B_p^T
+//
+// Modes (K = number of seeds):
+//   central  P = 2K; stream 2k uses seed k with sigma = +1, stream 2k+1 seed k with sigma = -1
+//   forward  P = K+1; stream 0 is unperturbed (sigma = 0), stream k+1 uses seed k with sigma = +1
+//
+// Inputs x [S, n, d] with S = 1 (one input shared by all P streams; the frozen product x W^T + b is computed
+// once) or S = P (stream p reads x[p]; the frozen product is one stacked GEMM of P*n rows). Output y [P, n, o].
+// Perturbed copies A_p, B_p exist for one stream at a time per thread, never for all streams at once.
+//
+// Replay: param += sum_k coefs[k] * Z(seeds[k], layer_id, slot), in one pass over param, in place. Summation
+// over k runs in double in seed order and is rounded once to float32 (the NumPy twin does the same).
+//
+// Ranges: n, d, o, r >= 1; K >= 1; eps finite and > 0; s finite; all sizes and products within int64, and GEMM
+// dimensions within int32 (the BLAS interface). Violations throw ArgError / TypeError_ naming the argument.
+#pragma once
+
+#include <cstdint>
+
+#include "edgelearn/philox.h"
+
+namespace edgelearn {
+
+enum class ZoMode : int { Central = 0, Forward = 1 };
+
+struct ZoLinearArgs {
+  const float* x;  // [S, n, d]
+  int64_t S, n, d;
+  const float* W;  // [o, d]
+  const float* b;  // [o] or nullptr
+  int64_t o;
+  const float* A;  // [r, d]
+  const float* B;  // [o, r]
+  int64_t r;
+  float scale;
+  const uint64_t* seeds;  // [K]
+  int64_t K;
+  float eps;
+  uint64_t layer_id;
+  ZoMode mode;
+  Dist dist;  // Gaussian or Rademacher
+};
+
+// Number of streams P for K seeds in `mode`.
+inline int64_t zo_num_streams(ZoMode mode, int64_t K) { return mode == ZoMode::Central ? 2 * K : K + 1; }
+
+// y: [P, n, o], written entirely. Checks its arguments.
+void zo_perturbed_linear_f32(const ZoLinearArgs& a, float* y);
+
+// param: [numel], in place. Checks its arguments.
+void zo_replay_seeds_f32(float* param, int64_t numel, const uint64_t* seeds, const float* coefs, int64_t K,
+                         uint64_t layer_id, uint64_t slot, Dist dist);
+
+}  // namespace edgelearn

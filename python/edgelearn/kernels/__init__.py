@@ -1,0 +1,17 @@
+"""Public kernel API: each function validates its arguments, then calls the compiled kernel of the same name.
+
+``edgelearn.kernels.reference`` holds the NumPy twins that define them; ``edgelearn.kernels.registry`` pairs
+the two for the parity tests and the benchmarks.
+"""
+
+from .rng import rng_fill_f32, rng_philox_u32, zo_noise
+from .zo import num_streams, zo_perturbed_linear_f32, zo_replay_seeds_f32
+
+__all__ = [
+    "rng_philox_u32",
+    "rng_fill_f32",
+    "zo_noise",
+    "num_streams",
+    "zo_perturbed_linear_f32",
+    "zo_replay_seeds_f32",
+]

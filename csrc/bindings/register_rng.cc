@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include "arrays.h"
+#include "common/philox_simd.h"
 #include "edgelearn/philox.h"
 
 namespace edgelearn::bind {
@@ -18,6 +19,10 @@ Dist parse_dist(int dist) {
 }  // namespace
 
 void register_rng(py::module_& m) {
+  m.def("_philox_level", &simd::philox_level, "SIMD path of the philox fills: 'avx512', 'avx2' or 'scalar'.");
+  m.def(
+      "_philox_force_level", [](const std::string& level) { simd::philox_force_level(level.c_str()); },
+      py::arg("level"), "For tests and benchmarks: 'scalar', 'avx2', 'avx512' (clamped to the CPU) or '' (best).");
   m.def(
       "rng_philox_u32",
       [](uint64_t seed, uint64_t stream, int64_t count, uint64_t start) {

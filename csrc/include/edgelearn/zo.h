@@ -19,8 +19,18 @@
 // Replay: param += sum_k coefs[k] * Z(seeds[k], layer_id, slot), in one pass over param, in place. Summation
 // over k runs in double in seed order and is rounded once to float32 (the NumPy twin does the same).
 //
-// Ranges: n, d, o, r >= 1; K >= 1; eps finite and > 0; s finite; all sizes and products within int64, and GEMM
-// dimensions within int32 (the BLAS interface). Violations throw ArgError / TypeError_ naming the argument.
+// Ranges: n, d, o, r >= 1; K >= 1; eps finite and > 0; s finite; layer_id <= 2^62 (so 2 * layer_id + 1 fits);
+// all sizes and products within int64, the output P*n*o <= 2^40 elements, and GEMM dimensions (d, o, S*n) within
+// int32 (the BLAS interface); y must not overlap an input. Violations throw ArgError naming the argument (the
+// bindings throw TypeError_ for wrong types and dtypes).
+//
+// Numerics: float32 throughout, FMA where the loops use it; the frozen product goes to OpenBLAS sgemm. y agrees
+// with the float64 NumPy twin to rtol = atol = 1e-4 for inputs of unit scale (registry tolerance). The same
+// inputs give the same bits for any thread count, and S = P with all x[p] equal gives the S = 1 bits.
+//
+// Cost (P streams, n rows): S = 1: one n x d x o sgemm + P*n*o*r FMAs + K*n*r*d FMAs (x Z_A^T) + K*(r*d + o*r)
+// noise values; dominated by writing y (P*n*o floats, streamed past the cache when large). S = P: the P*n x d x o
+// sgemm, then one more pass over y.
 #pragma once
 
 #include <cstdint>
@@ -55,7 +65,11 @@ inline int64_t zo_num_streams(ZoMode mode, int64_t K) { return mode == ZoMode::C
 // y: [P, n, o], written entirely. Checks its arguments.
 void zo_perturbed_linear_f32(const ZoLinearArgs& a, float* y);
 
-// param: [numel], in place. Checks its arguments.
+// The argument checks of zo_perturbed_linear_f32 (everything but y), for bindings and kernels sharing ZoLinearArgs.
+void zo_check_linear_args(const ZoLinearArgs& a);
+
+// param: [numel], in place. Checks its arguments (coefs finite, slot 0 or 1, dist Gaussian or Rademacher).
+// seeds and coefs are copied first, so they may alias param.
 void zo_replay_seeds_f32(float* param, int64_t numel, const uint64_t* seeds, const float* coefs, int64_t K,
                          uint64_t layer_id, uint64_t slot, Dist dist);
 

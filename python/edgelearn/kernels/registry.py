@@ -71,7 +71,8 @@ def _make_zo_linear(rng_: np.random.Generator, size: str, shared: bool = True) -
     b = f(o) if size == "bench" or rng_.random() < 0.7 else None
     seeds = rng_.integers(0, 2**64, size=K, dtype=np.uint64)
     dist = "gaussian" if size == "bench" or rng_.random() < 0.7 else "rademacher"
-    return Case((f(S, n, d), f(o, d) / np.sqrt(d), b, f(r, d) / np.sqrt(d), f(o, r), 2.0, seeds, 1e-2,
+    root_d = np.float32(np.sqrt(d))  # a float32 scalar: dividing by NumPy's float64 would promote to float64
+    return Case((f(S, n, d), f(o, d) / root_d, b, f(r, d) / root_d, f(o, r), 2.0, seeds, 1e-2,
                  int(rng_.integers(0, 100)), mode, dist))
 
 

@@ -14,12 +14,19 @@ namespace edgelearn::small {
 void dot_rows(const float* x, int64_t nx, int64_t ldx, const float* M, int64_t m, int64_t d, float* out,
               int64_t ldo);
 
-// dst[t] = ((src[t] + bias[t]) + c[0] * Bt[t]) + c[1] * Bt[o + t] + ...   for t < o; each step one fused
-// multiply-add, j in order. bias may be nullptr (then no addition). dst may equal src. When `stream` is set,
-// dst is written with non-temporal stores (for outputs much larger than the caches; call stream_fence() after).
+// dst[t] = (bias[t] + c[0] * Bt[t] + c[1] * Bt[o + t] + ... + c[r-1] * Bt[(r-1) * o + t]) + src[t]   for t < o:
+// the low-rank term as one FMA per j in order, starting from bias[t] (0 when bias is nullptr), then src[t] added
+// (skipped when src is nullptr). When `stream` is set, dst is written with non-temporal stores (for outputs much
+// larger than the caches; call stream_fence() before another thread reads them).
 void rank_update_row(const float* src, const float* bias, const float* c, const float* Bt, int64_t r, int64_t o,
                      float* dst, bool stream);
 void stream_fence();
+
+// dst[i] = x[i] + a * y[i] for i < n (a rounded product, then a rounded sum).
+void axpy_f32(float* dst, const float* x, float a, const float* y, int64_t n);
+
+// dst[j * m + i] = src[i * n + j]: the [m, n] row-major src transposed to [n, m].
+void transpose(const float* src, int64_t m, int64_t n, float* dst);
 
 // acc[i] += c * double(z[i]) for i < n: one rounded product, one rounded sum (no FMA), as NumPy computes it.
 void axpy_f64(double* acc, const float* z, double c, int64_t n);

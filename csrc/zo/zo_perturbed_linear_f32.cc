@@ -1,14 +1,17 @@
 // zo_perturbed_linear_f32: a LoRA linear layer under P seed-regenerated perturbations at once (contract: zo.h).
 //
-// Plan. The frozen product g = x W^T is one sgemm: of n rows when S = 1 (into a scratch, read by every stream),
-// of P*n rows straight into y when S = P. Streams are grouped by seed (central: the +/- pair of seed k; forward:
-// the unperturbed stream, then one stream per seed). A parallel loop runs over (group, row block) tasks; a thread
-// regenerates Z_A, Z_B of a group's seed into its own scratch when its group changes and forms that group's
-// perturbed B_p^T. Per row i and stream p (sigma = +1, -1 or 0):
+// Plan. Streams are grouped by seed (central: the +/- pair of seed k; forward: the unperturbed stream, then one
+// stream per seed). A parallel loop runs over (group, row block) tasks; a thread regenerates Z_A, Z_B of a group's
+// seed into its own scratch when its group changes and forms that group's perturbed B_p^T. Per row i, stream p
+// (sigma = +1, -1 or 0):
 //     u = x_i A^T + sigma eps (x_i Z_A^T)         (x_i A^T computed once when S = 1; x_i Z_A^T once per pair)
-//     y[p, i] = (g_i + b) + (s u_0) B_p^T[0] + ... + (s u_{r-1}) B_p^T[r-1]     (one FMA per term, in order)
-// Each output row is computed by one thread in a fixed order, so y does not depend on the thread count, and
-// S = P with x[p] all equal gives exactly the S = 1 result.
+//     L = b + (s u_0) B_p^T[0] + ... + (s u_{r-1}) B_p^T[r-1]    (one FMA per term, in order)
+// The frozen product g = x W^T is one sgemm. S = 1: g of n rows is computed first into a scratch and every
+// stream writes y[p, i] = L + g_i. S = P: the loop writes y[p, i] = L, then ONE stacked sgemm of P*n rows adds
+// x W^T into y (beta = 1: BLAS adds its accumulator to y with one rounding, and skips its zeroing pass).
+// Each output row is computed by one thread in a fixed order, so y does not depend on the thread count; S = P
+// with x[p] all equal gives the S = 1 bits whenever BLAS does not split the d dimension into several passes.
+// Outputs larger than kStreamBytes are written with non-temporal stores.
 #include <omp.h>
 
 #include <algorithm>
@@ -97,20 +100,18 @@ void zo_perturbed_linear_f32(const ZoLinearArgs& a, float* y) {
   check(!overlaps(y, yb, a.seeds, a.K * 8), "out: must not overlap seeds");
   const int64_t G = a.mode == ZoMode::Central ? a.K : a.K + 1;
   const uint64_t streamA = zo_stream(a.layer_id, 0), streamB = zo_stream(a.layer_id, 1);
-  const bool nt = P * n * o * int64_t(sizeof(float)) >= kStreamBytes;
+  const char* ntenv = getenv("EL_NT"); const int64_t ntb = ntenv ? atoll(ntenv) : kStreamBytes;
+  const bool nt = P * n * o * int64_t(sizeof(float)) >= ntb;
 
-  // Frozen product.
+  // Frozen product, S = 1: once, into a scratch every stream reads. (S = P: at the end, accumulated into y.)
   std::unique_ptr<float[]> g;
   if (S == 1) {
     g = scratch(n * o);
     sgemm_rowmajor(false, true, n, o, d, 1.0f, a.x, d, a.W, d, 0.0f, g.get(), o);
-  } else {
-    sgemm_rowmajor(false, true, P * n, o, d, 1.0f, a.x, d, a.W, d, 0.0f, y, o);
   }
   // B^T [r, o], shared; x A^T [n, r] when S = 1.
   std::unique_ptr<float[]> BT = scratch(r * o), U0;
-  for (int64_t t = 0; t < o; ++t)
-    for (int64_t j = 0; j < r; ++j) BT[j * o + t] = a.B[t * r + j];
+  small::transpose(a.B, o, r, BT.get());
   if (S == 1) U0 = scratch(n * r);
 
   // Tasks: (group, row block), group-major, so a thread's contiguous share switches seeds rarely.
@@ -129,53 +130,57 @@ void zo_perturbed_linear_f32(const ZoLinearArgs& a, float* y) {
         small::dot_rows(a.x + i0 * d, i1 - i0, d, a.A, r, d, U0.get() + i0 * r, r);
       }
     }
-    std::unique_ptr<float[]> ZA = scratch(r * d), ZB = scratch(o * r), Bp = scratch(2 * r * o);
-    std::vector<float> U(static_cast<size_t>(r * rb)), V(static_cast<size_t>(r * rb)), c(static_cast<size_t>(r));
+    // AZ = [A; Z_A] (2r x d): S = P computes x_i A^T and x_i Z_A^T in one pass over x_i.
+    std::unique_ptr<float[]> AZ = scratch(2 * r * d), ZB = scratch(o * r), ZBT = scratch(r * o),
+                             Bp = scratch(2 * r * o);
+    std::copy(a.A, a.A + r * d, AZ.get());
+    float* const ZA = AZ.get() + r * d;
+    std::vector<float> UV(static_cast<size_t>(2 * r * rb)), c(static_cast<size_t>(r));
     int64_t cur = -2;  // group whose noise the scratch holds
-#pragma omp for schedule(static)
+    // Dynamic in runs of row blocks of one group: a descheduled thread (shared machines) does not hold up the
+    // others, and a thread mostly stays on one seed. Which thread runs a task does not change its result.
+#pragma omp for schedule(dynamic, std::max<int64_t>(1, nrb / 2))
     for (int64_t task = 0; task < ntask; ++task) {
       const int64_t gi = task / nrb, i0 = (task % nrb) * rb, i1 = std::min(n, i0 + rb), m = i1 - i0;
       const Group grp = group_of(a.mode, gi);
       const bool perturbed = grp.seed >= 0;
       if (perturbed && cur != gi) {
         const uint64_t seed = a.seeds[grp.seed];
-        philox_fill(seed, streamA, 0, r * d, a.dist, ZA.get());
+        philox_fill(seed, streamA, 0, r * d, a.dist, ZA);
         philox_fill(seed, streamB, 0, o * r, a.dist, ZB.get());
-        for (int q = 0; q < grp.nstreams; ++q) {
-          const float se = grp.s[q].sigma * eps;
-          float* bp = Bp.get() + q * r * o;
-          for (int64_t t = 0; t < o; ++t)
-            for (int64_t j = 0; j < r; ++j) bp[j * o + t] = BT[j * o + t] + se * ZB[t * r + j];
-        }
+        small::transpose(ZB.get(), o, r, ZBT.get());
+        for (int q = 0; q < grp.nstreams; ++q)
+          small::axpy_f32(Bp.get() + q * r * o, BT.get(), grp.s[q].sigma * eps, ZBT.get(), r * o);
       }
       cur = gi;
-      if (S == 1 && perturbed) small::dot_rows(a.x + i0 * d, m, d, ZA.get(), r, d, V.data(), r);
+      if (S == 1 && perturbed) small::dot_rows(a.x + i0 * d, m, d, ZA, r, d, UV.data(), r);
       for (int q = 0; q < grp.nstreams; ++q) {
         const int64_t p = grp.s[q].p;
         const float se = grp.s[q].sigma * eps;
         const float* bt = perturbed ? Bp.get() + q * r * o : BT.get();
-        const float* u0;
-        const float* v = V.data();
-        const float* src;
+        // u0 [m, r] (row stride ld) = x A^T, v = x Z_A^T
+        const float *u0, *v;
+        int64_t ld;
         if (S == 1) {
-          u0 = U0.get() + i0 * r;
+          u0 = U0.get() + i0 * r, v = UV.data(), ld = r;
         } else {
-          const float* xp = a.x + (p * n + i0) * d;
-          small::dot_rows(xp, m, d, a.A, r, d, U.data(), r);
-          if (perturbed) small::dot_rows(xp, m, d, ZA.get(), r, d, V.data(), r);
-          u0 = U.data();
+          const int64_t rows = perturbed ? 2 * r : r;
+          small::dot_rows(a.x + (p * n + i0) * d, m, d, AZ.get(), rows, d, UV.data(), rows);
+          u0 = UV.data(), v = UV.data() + r, ld = rows;
         }
         for (int64_t i = 0; i < m; ++i) {
           for (int64_t j = 0; j < r; ++j)
-            c[j] = sc * (perturbed ? u0[i * r + j] + se * v[i * r + j] : u0[i * r + j]);
+            c[j] = sc * (perturbed ? u0[i * ld + j] + se * v[i * ld + j] : u0[i * ld + j]);
           float* dst = y + (p * n + i0 + i) * o;
-          src = S == 1 ? g.get() + (i0 + i) * o : dst;
-          small::rank_update_row(src, a.b, c.data(), bt, r, o, dst, nt);
+          small::rank_update_row(S == 1 ? g.get() + (i0 + i) * o : nullptr, a.b, c.data(), bt, r, o, dst, nt);
         }
       }
     }
     if (nt) small::stream_fence();
   }
+  // S = P: y holds b + s u_p B_p^T; one stacked sgemm of P*n rows adds x W^T (beta = 1 also spares BLAS its
+  // zeroing pass over y).
+  if (S > 1) sgemm_rowmajor(false, true, P * n, o, d, 1.0f, a.x, d, a.W, d, 1.0f, y, o);
 }
 
 }  // namespace edgelearn

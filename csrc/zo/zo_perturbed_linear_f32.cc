@@ -100,8 +100,7 @@ void zo_perturbed_linear_f32(const ZoLinearArgs& a, float* y) {
   check(!overlaps(y, yb, a.seeds, a.K * 8), "out: must not overlap seeds");
   const int64_t G = a.mode == ZoMode::Central ? a.K : a.K + 1;
   const uint64_t streamA = zo_stream(a.layer_id, 0), streamB = zo_stream(a.layer_id, 1);
-  const char* ntenv = getenv("EL_NT"); const int64_t ntb = ntenv ? atoll(ntenv) : kStreamBytes;
-  const bool nt = P * n * o * int64_t(sizeof(float)) >= ntb;
+  const bool nt = P * n * o * int64_t(sizeof(float)) >= kStreamBytes;
 
   // Frozen product, S = 1: once, into a scratch every stream reads. (S = P: at the end, accumulated into y.)
   std::unique_ptr<float[]> g;

@@ -21,6 +21,20 @@ Dist parse_dist(int dist) {
 void register_rng(py::module_& m) {
   m.def("_philox_level", &simd::philox_level, "SIMD path of the philox fills: 'avx512', 'avx2' or 'scalar'.");
   m.def(
+      "_philox_blocks",
+      [](uint64_t seed, uint64_t stream, uint64_t first_block, int64_t nblocks) {
+        check(nblocks >= 0 && nblocks <= (int64_t(1) << 32), "nblocks: must be in [0, 2^32]");
+        py::array_t<uint32_t> out({nblocks, int64_t(4)});
+        uint32_t* o = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          simd::philox_blocks(seed, stream, first_block, nblocks, o);
+        }
+        return out;
+      },
+      py::arg("seed"), py::arg("stream"), py::arg("first_block"), py::arg("nblocks"),
+      "For tests: words [nblocks, 4] of counter blocks first_block... (wrapping), via the active SIMD path.");
+  m.def(
       "_philox_force_level", [](const std::string& level) { simd::philox_force_level(level.c_str()); },
       py::arg("level"), "For tests and benchmarks: 'scalar', 'avx2', 'avx512' (clamped to the CPU) or '' (best).");
   m.def(

@@ -254,6 +254,14 @@ EL_AVX512 void bits_avx512(uint64_t seed, uint64_t stream, uint64_t start, int64
   });
 }
 
+EL_AVX512 void blocks_avx512(uint64_t seed, uint64_t stream, uint64_t first, int64_t nblocks, uint32_t* out) {
+  drive<16>(0, 4 * nblocks, out, [&](uint64_t block, uint32_t* o) {
+    __m512i w[4];
+    philox16(seed, stream, first + block, w);
+    transpose_store16(w, o);
+  });
+}
+
 // ---------------------------------------------------------------------------------------------- AVX2
 #define EL_AVX2 __attribute__((target("avx2,fma")))
 
@@ -432,6 +440,21 @@ EL_AVX2 void bits_avx2(uint64_t seed, uint64_t stream, uint64_t start, int64_t c
   });
 }
 
+EL_AVX2 void blocks_avx2(uint64_t seed, uint64_t stream, uint64_t first, int64_t nblocks, uint32_t* out) {
+  drive<8>(0, 4 * nblocks, out, [&](uint64_t block, uint32_t* o) {
+    __m256i w[4];
+    philox8(seed, stream, first + block, w);
+    transpose_store8(w, o);
+  });
+}
+
+void blocks_scalar(uint64_t seed, uint64_t stream, uint64_t first, int64_t nblocks, uint32_t* out) {
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const Philox4x32 v = philox_block(seed, stream, first + uint64_t(b));
+    for (int w = 0; w < 4; ++w) out[4 * b + w] = v.v[w];
+  }
+}
+
 // ---------------------------------------------------------------------------------------------- dispatch
 enum Level : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
@@ -470,6 +493,17 @@ void philox_fill_bits(uint64_t seed, uint64_t stream, uint64_t start, int64_t co
       return bits_avx2(seed, stream, start, count, out);
     default:
       return bits_scalar(seed, stream, start, count, out);
+  }
+}
+
+void philox_blocks(uint64_t seed, uint64_t stream, uint64_t first_block, int64_t nblocks, uint32_t* out) {
+  switch (level().load(std::memory_order_relaxed)) {
+    case kAvx512:
+      return blocks_avx512(seed, stream, first_block, nblocks, out);
+    case kAvx2:
+      return blocks_avx2(seed, stream, first_block, nblocks, out);
+    default:
+      return blocks_scalar(seed, stream, first_block, nblocks, out);
   }
 }
 

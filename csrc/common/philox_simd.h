@@ -20,6 +20,11 @@ void philox_fill(uint64_t seed, uint64_t stream, uint64_t start, int64_t count, 
 // Raw words [start, start + count) of stream (seed, stream), into out[0..count).
 void philox_fill_bits(uint64_t seed, uint64_t stream, uint64_t start, int64_t count, uint32_t* out);
 
+// Words of counter blocks [first_block, first_block + nblocks) (block numbers wrap modulo 2^64): out[4 b + w] is
+// word w of block first_block + b. Every 64-bit block number is reachable here (the element API stops at 2^62),
+// so the Random123 known answers can be checked through the SIMD paths.
+void philox_blocks(uint64_t seed, uint64_t stream, uint64_t first_block, int64_t nblocks, uint32_t* out);
+
 // The path philox_fill takes on this CPU: "avx512", "avx2" or "scalar". force_level(...) is for tests and
 // benchmarks: "scalar", "avx2", "avx512" (clamped to what the CPU supports) or "" (the best one).
 const char* philox_level();

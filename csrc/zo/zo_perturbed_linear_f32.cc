@@ -10,7 +10,8 @@
 // stream writes y[p, i] = L + g_i. S = P: the loop writes y[p, i] = L, then ONE stacked sgemm of P*n rows adds
 // x W^T into y (beta = 1: BLAS adds its accumulator to y with one rounding, and skips its zeroing pass).
 // Each output row is computed by one thread in a fixed order, so y does not depend on the thread count; S = P
-// with x[p] all equal gives the S = 1 bits whenever BLAS does not split the d dimension into several passes.
+// with x[p] all equal computes the same low-rank term as S = 1 and differs only where BLAS sums x W^T in another
+// order (OpenBLAS picks kernels by size).
 // Outputs larger than kStreamBytes are written with non-temporal stores.
 #include <omp.h>
 

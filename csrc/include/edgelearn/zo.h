@@ -26,7 +26,8 @@
 //
 // Numerics: float32 throughout, FMA where the loops use it; the frozen product goes to OpenBLAS sgemm. y agrees
 // with the float64 NumPy twin to rtol = atol = 1e-4 for inputs of unit scale (registry tolerance). The same
-// inputs give the same bits for any thread count, and S = P with all x[p] equal gives the S = 1 bits.
+// inputs give the same bits for any thread count. S = P with all x[p] equal matches S = 1 up to the order in which
+// BLAS sums x W^T (an n-row and a P*n-row sgemm may take different kernels): often the same bits.
 //
 // Cost (P streams, n rows): S = 1: one n x d x o sgemm + P*n*o*r FMAs + K*n*r*d FMAs (x Z_A^T) + K*(r*d + o*r)
 // noise values; dominated by writing y (P*n*o floats, streamed past the cache when large). S = P: the P*n x d x o

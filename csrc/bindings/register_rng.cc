@@ -46,7 +46,7 @@ void register_rng(py::module_& m) {
         uint32_t* o = out.mutable_data();
         {
           py::gil_scoped_release nogil;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count > kChunk)
           for (int64_t c = 0; c < (count + kChunk - 1) / kChunk; ++c) {
             const int64_t i0 = c * kChunk, n = std::min(kChunk, count - i0);
             philox_fill_bits(seed, stream, start + uint64_t(i0), n, o + i0);
@@ -66,7 +66,7 @@ void register_rng(py::module_& m) {
         float* o = out.mutable_data();
         {
           py::gil_scoped_release nogil;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count > kChunk)
           for (int64_t c = 0; c < (count + kChunk - 1) / kChunk; ++c) {
             const int64_t i0 = c * kChunk, n = std::min(kChunk, count - i0);
             philox_fill(seed, stream, start + uint64_t(i0), n, d, o + i0);

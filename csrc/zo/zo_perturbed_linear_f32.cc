@@ -32,6 +32,8 @@ namespace {
 
 // Output above this many bytes is written with non-temporal stores (it cannot stay in cache anyway).
 constexpr int64_t kStreamBytes = int64_t(64) << 20;
+// Below this many (multiply-add equivalent) operations the loop runs on the calling thread.
+constexpr double kParallelWork = 2e5;
 
 struct Stream {
   int64_t p;    // output stream index
@@ -121,7 +123,10 @@ void zo_perturbed_linear_f32(const ZoLinearArgs& a, float* y) {
   const int64_t nrb = (n + rb - 1) / rb, ntask = G * nrb;
   const float sc = a.scale, eps = a.eps;
 
-#pragma omp parallel
+  // Small layers run on the calling thread: waking a team costs more than they take (and a lot more on a busy
+  // machine). Results are the same either way.
+  const double work = double(P) * double(n) * double(r) * double(o + 2 * d) + double(G) * double(r) * double(d + o) * 20;
+#pragma omp parallel if (work > kParallelWork)
   {
     if (S == 1) {
 #pragma omp for schedule(static)

@@ -33,7 +33,7 @@ void zo_replay_seeds_f32(float* param, int64_t numel, const uint64_t* seeds, con
   check(dist == Dist::Gaussian || dist == Dist::Rademacher, "dist: must be 0 (gaussian) or 1 (rademacher)");
   const uint64_t stream = zo_stream(layer_id, slot);
   const int64_t nchunk = (numel + kChunk - 1) / kChunk;
-#pragma omp parallel
+#pragma omp parallel if (nchunk > 1 && double(numel) * double(K) > 32768.0)
   {
     std::unique_ptr<double[]> acc(new double[kChunk]);
     std::unique_ptr<float[]> z(new float[kChunk]);

@@ -41,3 +41,16 @@ def test_registry_entries_are_complete():
         assert hasattr(_kernels, name), f"{name}: no compiled kernel of that name"
         t = e.tol
         assert t.exact or t.ulp is not None or t.rtol > 0 or t.atol > 0, f"{name}: tolerance says nothing"
+
+
+def test_type_stubs_cover_the_compiled_module():
+    import re
+    from pathlib import Path
+
+    import edgelearn
+
+    stub = Path(edgelearn.__file__).with_name("_kernels.pyi").read_text()
+    stubbed = set(re.findall(r"^def (\w+)\(", stub, flags=re.M))
+    compiled = {n for n in dir(_kernels) if callable(getattr(_kernels, n)) and not n.startswith("__")}
+    compiled = {n for n in compiled if type(getattr(_kernels, n)).__name__ == "builtin_function_or_method"}
+    assert compiled <= stubbed, f"missing from _kernels.pyi: {sorted(compiled - stubbed)}"

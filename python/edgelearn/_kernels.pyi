@@ -1,0 +1,56 @@
+"""Type stubs of edgelearn._kernels, the compiled module. Call kernels through edgelearn.kernels, which validates.
+
+Contracts: csrc/include/edgelearn/{philox.h, zo.h}. Every function raises TypeError (wrong type or dtype) or
+ValueError (shape, range, size) with a message that starts with the argument's name.
+"""
+
+import numpy as np
+import numpy.typing as npt
+
+# --- threads and SIMD
+def _set_num_threads(n: int) -> None: ...
+def _get_num_threads() -> int: ...
+def _simd_level() -> str: ...
+
+# --- rng (philox.h)
+def rng_philox_u32(seed: int, stream: int, count: int, start: int = 0) -> npt.NDArray[np.uint32]:
+    """Raw Philox4x32-10 words [start, start + count) of stream (seed, stream)."""
+
+def rng_fill_f32(seed: int, stream: int, count: int, start: int = 0, dist: int = 0) -> npt.NDArray[np.float32]:
+    """Float32 values [start, start + count) of stream (seed, stream): dist 0 gaussian, 1 rademacher, 2 uniform."""
+
+def _philox_blocks(seed: int, stream: int, first_block: int, nblocks: int) -> npt.NDArray[np.uint32]:
+    """For tests: words [nblocks, 4] of counter blocks first_block, ... (wrapping mod 2^64), active SIMD path."""
+
+def _philox_level() -> str:
+    """SIMD path of the philox fills: 'avx512', 'avx2' or 'scalar'."""
+
+def _philox_force_level(level: str) -> None:
+    """For tests and benchmarks: 'scalar', 'avx2', 'avx512' (clamped to the CPU) or '' (the best one)."""
+
+# --- zo (zo.h)
+def zo_perturbed_linear_f32(
+    x: npt.NDArray[np.float32],  # [S, n, d], S = 1 or P
+    W: npt.NDArray[np.float32],  # [o, d]
+    b: npt.NDArray[np.float32] | None,  # [o]
+    A: npt.NDArray[np.float32],  # [r, d]
+    B: npt.NDArray[np.float32],  # [o, r]
+    scale: float,
+    seeds: npt.NDArray[np.uint64],  # [K], K >= 1
+    eps: float,  # finite, > 0
+    layer_id: int,  # [0, 2^62]
+    mode: int,  # 0 central (P = 2K), 1 forward (P = K + 1)
+    dist: int,  # 0 gaussian, 1 rademacher
+    out: npt.NDArray[np.float32] | None = None,  # [P, n, o], must not overlap an input
+) -> npt.NDArray[np.float32]:
+    """y[p] = x[p or 0] W^T + b + scale * (x A_p^T) B_p^T for all P streams; returns `out` when given."""
+
+def zo_replay_seeds_f32(
+    param: npt.NDArray[np.float32],  # any shape, C-contiguous, writeable; updated in place
+    seeds: npt.NDArray[np.uint64],  # [K]
+    coefs: npt.NDArray[np.float32],  # [K], finite
+    layer_id: int,
+    slot: int,  # 0 (A / weight) or 1 (B / bias)
+    dist: int,  # 0 gaussian, 1 rademacher
+) -> None:
+    """In place: param += sum_k coefs[k] * Z(seeds[k], layer_id, slot), summed in double, rounded once."""

@@ -30,6 +30,25 @@ P = 2 * K
 EPS, SCALE, LAYER = 1e-2, 2.0, 3
 
 
+def _best_interleaved(fns: dict, rounds: int, min_time: float) -> dict:
+    """Best time of one call of each fn, the fns taking turns round by round (a shared, noisy machine then
+    slows them alike instead of whichever happened to run during a busy spell)."""
+    for fn in fns.values():
+        fn()  # warm up
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            n, t0 = 0, time.perf_counter()
+            while True:
+                fn()
+                n += 1
+                dt = time.perf_counter() - t0
+                if dt >= min_time:
+                    break
+            best[k] = min(best[k], dt / n)
+    return best
+
+
 def _once(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -75,7 +94,8 @@ def _bench_linear(report: Report, rng: np.random.Generator, o: int, S: int, quic
     out = np.empty((P, N, o), np.float32)
     repeat, min_time = (3, 0.05) if quick else (7, 0.2)
 
-    t_native = best_time(lambda: zo_perturbed_linear_f32(*args, out=out), repeat, min_time)
+    native = lambda: zo_perturbed_linear_f32(*args, out=out)  # noqa: E731
+    native()
     y = out.copy()
     t0 = time.perf_counter()
     want = ref.zo_perturbed_linear_f32(*args[:-2], "central", ref.GAUSSIAN)
@@ -85,7 +105,13 @@ def _bench_linear(report: Report, rng: np.random.Generator, o: int, S: int, quic
 
     xs = x.reshape(P * N, D) if S == P else np.ascontiguousarray(np.broadcast_to(x, (P, N, D))).reshape(P * N, D)
     WT, ys = W.T, np.empty((P * N, o), np.float32)
-    t_sgemm = best_time(lambda: np.matmul(xs, WT, out=ys), repeat, min_time)
+    fns = {"native": native, "sgemm": lambda: np.matmul(xs, WT, out=ys)}
+    if torch is not None:
+        tout = np.empty((P, N, o), np.float32)
+        run = _torch_linear(torch, x, W, b, A, B, S, tout)
+        fns["torch"] = run
+    best = _best_interleaved(fns, repeat, min_time)
+    t_native, t_sgemm = best["native"], best["sgemm"]
 
     row = dict(kernel="zo_perturbed_linear_f32", o=o, S=S, n=N, d=D, r=R, K=K, P=P, threads=get_num_threads(),
                native_ms=t_native * 1e3, reference_ms=t_ref * 1e3, sgemm_ms=t_sgemm * 1e3,
@@ -95,9 +121,7 @@ def _bench_linear(report: Report, rng: np.random.Generator, o: int, S: int, quic
     report.claim(f"zo_perturbed_linear_f32 reference time / native time (o={o}, S={'P' if S > 1 else 1})",
                  t_ref / t_native if agree_ref else 0.0, ">= 5")
     if torch is not None:
-        tout = np.empty((P, N, o), np.float32)
-        run = _torch_linear(torch, x, W, b, A, B, S, tout)
-        t_torch = best_time(run, repeat, min_time)
+        t_torch = best["torch"]
         noise = (np.stack([ref.zo_noise(int(s), LAYER, 0, (R, D)) for s in seeds]),
                  np.stack([ref.zo_noise(int(s), LAYER, 1, (o, R)) for s in seeds]))
         run(noise)
@@ -116,7 +140,6 @@ def _bench_replay(report: Report, rng: np.random.Generator, quick: bool, torch) 
     repeat, min_time = (3, 0.05) if quick else (7, 0.2)
 
     work = param.copy()
-    t_native = best_time(lambda: zo_replay_seeds_f32(work, seeds, coefs, LAYER, 0), repeat, min_time)
     got = param.copy()
     zo_replay_seeds_f32(got, seeds, coefs, LAYER, 0)
     want = param.copy()
@@ -130,15 +153,8 @@ def _bench_replay(report: Report, rng: np.random.Generator, quick: bool, torch) 
             acc += np.float64(c) * rng_fill_f32(int(s), 2 * LAYER, numel).astype(np.float64)
         p[:] = (p.astype(np.float64) + acc).astype(np.float32)
 
-    t_np = best_time(lambda: numpy_vectorised(work), repeat, min_time)
-    check = param.copy()
-    numpy_vectorised(check)
-    row = dict(kernel="zo_replay_seeds_f32", numel=numel, K=K, threads=get_num_threads(),
-               native_ms=t_native * 1e3, reference_ms=t_ref * 1e3, numpy_vectorised_ms=t_np * 1e3,
-               max_ulp_vs_reference=ulp, numpy_vectorised_same=bool(np.array_equal(check, got)))
-    report.claim("zo_replay_seeds_f32 reference time / native time (1M, K=16)",
-                 t_ref / t_native if agree_ref else 0.0, ">= 5")
-    report.claim("zo_replay_seeds_f32 numpy-vectorised time / native time (1M, K=16)", t_np / t_native, ">= 1")
+    fns = {"native": lambda: zo_replay_seeds_f32(work, seeds, coefs, LAYER, 0),
+           "numpy": lambda: numpy_vectorised(work)}
     if torch is not None:
         tp = torch.from_numpy(work)
 
@@ -149,7 +165,19 @@ def _bench_replay(report: Report, rng: np.random.Generator, quick: bool, torch) 
                 acc += float(c) * torch.randn(numel, generator=g).double()
             tp.copy_((tp.double() + acc).float())
 
-        t_torch = best_time(torch_replay, repeat, min_time)
+        fns["torch"] = torch_replay
+    best = _best_interleaved(fns, repeat, min_time)
+    t_native, t_np = best["native"], best["numpy"]
+    check = param.copy()
+    numpy_vectorised(check)
+    row = dict(kernel="zo_replay_seeds_f32", numel=numel, K=K, threads=get_num_threads(),
+               native_ms=t_native * 1e3, reference_ms=t_ref * 1e3, numpy_vectorised_ms=t_np * 1e3,
+               max_ulp_vs_reference=ulp, numpy_vectorised_same=bool(np.array_equal(check, got)))
+    report.claim("zo_replay_seeds_f32 reference time / native time (1M, K=16)",
+                 t_ref / t_native if agree_ref else 0.0, ">= 5")
+    report.claim("zo_replay_seeds_f32 numpy-vectorised time / native time (1M, K=16)", t_np / t_native, ">= 1")
+    if torch is not None:
+        t_torch = best["torch"]
         row.update(torch_ms=t_torch * 1e3)
         report.claim("zo_replay_seeds_f32 torch time / native time (1M, K=16)", t_torch / t_native, ">= 1")
     report.add(**row)

@@ -1,6 +1,8 @@
-"""Benchmark of the zo family (kernels and training step): `python benchmarks/bench_zo.py [--quick] [--json PATH]`.
+"""Benchmark of the zo family: zo_perturbed_linear_f32 and zo_replay_seeds_f32 at MiniLM shapes (vs NumPy
+reference, stacked OpenBLAS sgemm, plain torch) and the forward-gradient training step (vs a FwdLLM-style torch
+baseline, memory vs inference and backprop).
 
-The code lives in edgelearn.bench.zo_kernels / zo_train so the installed `edgelearn bench --family zo` runs it too.
+`python benchmarks/bench_zo.py [--quick] [--json PATH]`; the code lives in edgelearn.bench.zo_kernels / zo_train.
 """
 
 import sys

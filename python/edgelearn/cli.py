@@ -15,6 +15,7 @@ from pathlib import Path
 
 # Benchmark modules of each kernel family; each has run(quick) -> edgelearn.bench.Report.
 BENCH_FAMILIES: dict[str, list[str]] = {
+    "rng": ["edgelearn.bench.rng"],
     "zo": ["edgelearn.bench.zo_kernels", "edgelearn.bench.zo_train"],
 }
 

@@ -61,4 +61,23 @@ def best_time(fn: Callable[[], object], repeat: int = 5, min_time: float = 0.2) 
     return best
 
 
-__all__ = ["Claim", "Report", "best_time", "asdict"]
+def best_interleaved(fns: dict, rounds: int, min_time: float) -> dict:
+    """Best time of one call of each fn, the fns taking turns round by round (a shared, noisy machine then
+    slows them alike instead of whichever happened to run during a busy spell)."""
+    for fn in fns.values():
+        fn()  # warm up
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            n, t0 = 0, time.perf_counter()
+            while True:
+                fn()
+                n += 1
+                dt = time.perf_counter() - t0
+                if dt >= min_time:
+                    break
+            best[k] = min(best[k], dt / n)
+    return best
+
+
+__all__ = ["Claim", "Report", "best_time", "best_interleaved", "asdict"]

@@ -23,30 +23,11 @@ from ..kernels import reference as ref
 from ..kernels import registry
 from ..kernels.rng import rng_fill_f32
 from ..kernels.zo import zo_perturbed_linear_f32, zo_replay_seeds_f32
-from . import Report, best_time
+from . import Report, best_interleaved, best_time
 
 N, D, R, K = 512, 384, 8, 16
 P = 2 * K
 EPS, SCALE, LAYER = 1e-2, 2.0, 3
-
-
-def _best_interleaved(fns: dict, rounds: int, min_time: float) -> dict:
-    """Best time of one call of each fn, the fns taking turns round by round (a shared, noisy machine then
-    slows them alike instead of whichever happened to run during a busy spell)."""
-    for fn in fns.values():
-        fn()  # warm up
-    best = {k: float("inf") for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            n, t0 = 0, time.perf_counter()
-            while True:
-                fn()
-                n += 1
-                dt = time.perf_counter() - t0
-                if dt >= min_time:
-                    break
-            best[k] = min(best[k], dt / n)
-    return best
 
 
 def _once(fn) -> float:
@@ -110,7 +91,7 @@ def _bench_linear(report: Report, rng: np.random.Generator, o: int, S: int, quic
         tout = np.empty((P, N, o), np.float32)
         run = _torch_linear(torch, x, W, b, A, B, S, tout)
         fns["torch"] = run
-    best = _best_interleaved(fns, repeat, min_time)
+    best = best_interleaved(fns, repeat, min_time)
     t_native, t_sgemm = best["native"], best["sgemm"]
 
     row = dict(kernel="zo_perturbed_linear_f32", o=o, S=S, n=N, d=D, r=R, K=K, P=P, threads=get_num_threads(),
@@ -166,7 +147,7 @@ def _bench_replay(report: Report, rng: np.random.Generator, quick: bool, torch) 
             tp.copy_((tp.double() + acc).float())
 
         fns["torch"] = torch_replay
-    best = _best_interleaved(fns, repeat, min_time)
+    best = best_interleaved(fns, repeat, min_time)
     t_native, t_np = best["native"], best["numpy"]
     check = param.copy()
     numpy_vectorised(check)

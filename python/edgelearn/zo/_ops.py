@@ -7,6 +7,9 @@ Philox stream (``zo_noise``), so the rest of the package can be developed and te
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -14,6 +17,43 @@ from .. import _kernels
 from .. import kernels as K
 
 _DISTS = ("gaussian", "rademacher")
+
+
+def _openblas():
+    try:
+        import scipy_openblas32 as sob
+
+        lib = sob.dll if hasattr(sob, "dll") and hasattr(sob.dll, "scipy_openblas_set_num_threads") else None
+        if lib is None:
+            import ctypes
+
+            lib = ctypes.CDLL(str(Path(sob.get_lib_dir()) / f"lib{sob.get_library()}.so"))
+        return lib
+    except (ImportError, OSError, AttributeError):  # pragma: no cover
+        return None
+
+
+_BLAS = _openblas()
+
+
+@contextmanager
+def quiet_blas():
+    """Run the kernels' OpenBLAS GEMMs on the calling thread inside the block.
+
+    OpenBLAS's pthread workers busy-wait for a while after each GEMM; interleaved with torch's OpenMP ops (a
+    perturbed forward alternates kernel calls and torch ops many times per step) they steal a core from torch
+    on a 2-core machine (measured: a top-2-LoRA step 2.6 s -> 1.0 s with single-threaded OpenBLAS). The kernels'
+    own OpenMP loops keep all threads (they share torch's OpenMP runtime).
+    """
+    if _BLAS is None:
+        yield
+        return
+    n = _BLAS.scipy_openblas_get_num_threads()
+    _BLAS.scipy_openblas_set_num_threads(1)
+    try:
+        yield
+    finally:
+        _BLAS.scipy_openblas_set_num_threads(n)
 
 
 def native() -> bool:

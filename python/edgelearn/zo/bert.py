@@ -49,6 +49,7 @@ class Packed:
     """Where the N real tokens of a [B, T] batch sit: flat positions, sequence ids, lengths, attention mask."""
 
     idx: torch.Tensor  # [N] positions in B*T
+    pad: torch.Tensor  # [B*T - N] padded positions
     seq: torch.Tensor  # [N] sequence of each token
     lengths: torch.Tensor  # [B]
     key_mask: torch.Tensor  # [B, 1, 1, T] bool, True where a key is real
@@ -59,6 +60,11 @@ class Packed:
     def N(self) -> int:
         return int(self.idx.numel())
 
+    @property
+    def dense(self) -> bool:
+        """No padding at all: packed and padded layouts coincide."""
+        return self.pad.numel() == 0
+
     @classmethod
     def of(cls, attention_mask: torch.Tensor) -> "Packed":
         m = attention_mask.bool()
@@ -66,7 +72,8 @@ class Packed:
         idx = m.reshape(-1).nonzero().squeeze(1)
         if (m.sum(1) == 0).any():
             raise ValueError("attention_mask: every sequence needs at least one token")
-        return cls(idx, idx // T, m.sum(1), m.view(B, 1, 1, T), B, T)
+        pad = (~m).reshape(-1).nonzero().squeeze(1)
+        return cls(idx, pad, idx // T, m.sum(1), m.view(B, 1, 1, T), B, T)
 
 
 class _Module(nn.Module):
@@ -112,13 +119,17 @@ class BertLayer(nn.Module):
         H, dh = self.heads, d // self.heads
 
         def padded(t):  # [s*N, d] -> [S*B, H, T, dh]
-            buf = t.new_zeros(S, B * T, d)
+            if pk.dense:
+                return t.view(-1, B * T, d).expand(S, B * T, d).reshape(S * B, T, H, dh).transpose(1, 2)
+            buf = t.new_empty(S, B * T, d)
+            buf[:, pk.pad] = 0.0  # padded keys are masked, padded values must still be finite
             buf[:, pk.idx] = t.view(-1, N, d)  # broadcasts a shared tensor over the S streams
             return buf.view(S * B, T, H, dh).transpose(1, 2)
 
-        mask = pk.key_mask if S == 1 else pk.key_mask.repeat(S, 1, 1, 1)
+        mask = None if pk.dense else pk.key_mask if S == 1 else pk.key_mask.repeat(S, 1, 1, 1)
         ctx = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=mask)
-        ctx = ctx.transpose(1, 2).reshape(S, B * T, d)[:, pk.idx].view(S * N, d)
+        ctx = ctx.transpose(1, 2).reshape(S, B * T, d)
+        ctx = (ctx if pk.dense else ctx[:, pk.idx]).view(S * N, d)
         ao = self.attention.output
         a = _layer_norm(_add(ao.dense(ctx), h, N), ao.LayerNorm)
         x = F.gelu(self.intermediate.dense(a))

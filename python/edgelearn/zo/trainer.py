@@ -118,6 +118,10 @@ class PerturbedForward:
     def losses(self, input_ids, attention_mask, labels, seeds: np.ndarray) -> np.ndarray:
         """Stream losses [P] in kernel order (forward mode: L(0) then L(+k))."""
         seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
+        with _ops.quiet_blas():
+            return self._losses(input_ids, attention_mask, labels, seeds)
+
+    def _losses(self, input_ids, attention_mask, labels, seeds):
         pre = self.model.prefix(input_ids, attention_mask, self.head)
         self.last_chunks = chunks(len(seeds), self.mode, self.max_streams(pre, len(seeds)))
         out = []
@@ -141,7 +145,7 @@ def apply_pairs(model: nn.Module, seeds, g, lr: float, head: bool = True, dist: 
     if g.shape != seeds.shape:
         raise ValueError(f"g: expected shape {seeds.shape} (one per seed), got {g.shape}")
     coefs = (-float(lr) * g / len(seeds)).astype(np.float32)
-    with torch.no_grad():
+    with torch.no_grad(), _ops.quiet_blas():
         for _name, t, layer_id, slot in trainable_tensors(model, head):
             _ops.replay(t, seeds, coefs, layer_id, slot, dist)
 

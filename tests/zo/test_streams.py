@@ -100,3 +100,54 @@ def test_streams_validate():
         st.split(torch.zeros(5, 3))
     with pytest.raises(ValueError, match="no nn.Linear"):
         add_lora(make_tiny(), targets=("nope",))
+
+
+class _Generic(torch.nn.Module):
+    """A model not written for streams: embedding -> query/value/out linears -> mean pool -> ZOLinear head."""
+
+    def __init__(self):
+        super().__init__()
+        from edgelearn.zo import ZOLinear
+
+        torch.manual_seed(3)
+        self.emb = torch.nn.Embedding(50, 8)
+        self.layer = torch.nn.ModuleList([torch.nn.Module()])
+        self.layer[0].query = torch.nn.Linear(8, 8)
+        self.layer[0].value = torch.nn.Linear(8, 8)
+        self.head = ZOLinear(8, 3)
+
+    def forward(self, ids, mask):
+        h = self.emb(ids)
+        h = torch.tanh(self.layer[0].query(h)) * self.layer[0].value(h)
+        m = mask.unsqueeze(-1).float()
+        return self.head((h * m).sum(1) / m.sum(1))
+
+
+@pytest.mark.parametrize("mode", ["central", "forward"])
+def test_generic_model_stacked_from_the_start(mode):
+    from edgelearn.zo import StackedModel
+
+    model = _Generic()
+    add_lora(model, r=2)
+    with torch.no_grad():
+        model.layer[0].query.lora_B.normal_()
+    wrapped = StackedModel(model)
+    batch = make_batch()
+    got = PerturbedForward(wrapped, 1e-2, mode, chunk_streams=4).losses(*batch, SEEDS)
+    np.testing.assert_allclose(got, naive_losses(model, batch, SEEDS, 1e-2, mode), rtol=2e-5, atol=2e-6)
+
+
+def test_dense_batch_fast_path():
+    model = make_tiny()
+    ids, mask, y = make_batch()
+    mask = torch.ones_like(mask)
+    ids = ids.clamp(min=1)
+    got = PerturbedForward(model, 1e-2, "central", chunk_bytes=None).losses(ids, mask, y, SEEDS)
+    np.testing.assert_allclose(got, naive_losses(model, (ids, mask, y), SEEDS, 1e-2, "central"), rtol=2e-5,
+                               atol=2e-6)
+
+
+def test_kernels_are_native():
+    from edgelearn.zo import _ops
+
+    assert _ops.native(), "the compiled zo kernels must be bound (edgelearn._kernels)"

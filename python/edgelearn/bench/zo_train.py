@@ -236,7 +236,7 @@ def run(quick: bool = True) -> Report:
 
     rep = Report("zo")
     rounds = 2 if quick else 5
-    chunk_mb = 32
+    chunk_mb = 48
     batch = ag_batch()
     rep.add(name="workload", batch=8, max_len=64, real_tokens=int(batch[1].sum()), K=K_SEEDS, mode="central",
             r=R, chunk_budget_mb=chunk_mb, threads=torch.get_num_threads())

@@ -1,8 +1,7 @@
 """The zo kernels as seen from torch: tensors in, tensors out, zero-copy where the kernels allow it.
 
-Every call goes to ``edgelearn.kernels`` (validated, compiled). Until the compiled zo kernels are bound in
-``edgelearn._kernels`` (they land separately), the same contract is served by a torch twin built on the compiled
-Philox stream (``zo_noise``), so the rest of the package can be developed and tested; ``native()`` says which.
+Every call goes to ``edgelearn.kernels`` (validated, compiled): torch CPU tensors are passed zero-copy and the
+kernel's NumPy output is wrapped without a copy.
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ def quiet_blas():
 
 
 def native() -> bool:
-    """True when the compiled zo kernels are bound (the normal case)."""
+    """True when the compiled zo kernels are bound."""
     return hasattr(_kernels, "zo_perturbed_linear_f32") and hasattr(_kernels, "zo_replay_seeds_f32")
 
 
@@ -84,40 +83,11 @@ def signs(mode: str, num_seeds: int) -> tuple[np.ndarray, np.ndarray]:
 def perturbed_linear(x: torch.Tensor, W, b, A, B, scale: float, seeds: np.ndarray, eps: float, layer_id: int,
                      mode: str, dist: str = "gaussian") -> torch.Tensor:
     """kernels.zo_perturbed_linear_f32 on torch tensors: x [S, n, d] -> y [P, n, o] (shares the kernel's buffer)."""
-    x = x.contiguous()
-    if native():
-        y = K.zo_perturbed_linear_f32(x, W, b, A, B, float(scale), seeds, float(eps), layer_id, mode, dist)
-        return torch.from_numpy(y)
-    return _perturbed_linear_torch(x, W, b, A, B, scale, seeds, eps, layer_id, mode, dist)
+    y = K.zo_perturbed_linear_f32(x.contiguous(), W, b, A, B, float(scale), seeds, float(eps), layer_id, mode, dist)
+    return torch.from_numpy(y)
 
 
 def replay(param: torch.Tensor, seeds: np.ndarray, coefs: np.ndarray, layer_id: int, slot: int,
            dist: str = "gaussian") -> None:
     """In place: param += sum_k coefs[k] Z(seeds[k], layer_id, slot) (kernels.zo_replay_seeds_f32)."""
-    coefs = np.ascontiguousarray(coefs, dtype=np.float32)
-    if native():
-        K.zo_replay_seeds_f32(param.data, seeds, coefs, layer_id, slot, dist)
-        return
-    acc = torch.zeros(param.numel(), dtype=torch.float64)
-    for s, c in zip(seeds, coefs):
-        acc += float(c) * noise(int(s), layer_id, slot, (param.numel(),), dist).double()
-    flat = param.data.view(-1)
-    flat.copy_((flat.double() + acc).float())
-
-
-def _perturbed_linear_torch(x, W, b, A, B, scale, seeds, eps, layer_id, mode, dist):
-    """Torch twin of the kernel (same streams, same order): used only while the compiled kernel is missing."""
-    S, n, d = x.shape
-    o, r = B.shape
-    idx, sig = signs(mode, len(seeds))
-    P = len(idx)
-    ZA = noise_stack(seeds, layer_id, 0, (r, d), dist)
-    ZB = noise_stack(seeds, layer_id, 1, (o, r), dist)
-    s = torch.from_numpy(sig).view(P, 1, 1) * float(eps)
-    Ap = A.unsqueeze(0) + s * ZA[torch.from_numpy(idx)]
-    Bp = B.unsqueeze(0) + s * ZB[torch.from_numpy(idx)]
-    y = torch.nn.functional.linear(x, W, b)
-    if S == 1:
-        y = y.expand(P, n, o)
-    xa = torch.bmm(x.expand(P, n, d), Ap.transpose(1, 2))
-    return torch.baddbmm(y, xa, Bp.transpose(1, 2), alpha=float(scale))
+    K.zo_replay_seeds_f32(param.data, seeds, np.ascontiguousarray(coefs, dtype=np.float32), layer_id, slot, dist)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import _ops
-from .lora import MODES, Streams, trainable_tensors
+from .lora import MODES, Streams, perturbing, trainable_tensors
 
 SCHEDULES = ("constant", "cosine", "linear")
 
@@ -97,7 +97,7 @@ class PerturbedForward:
     """
 
     def __init__(self, model: nn.Module, eps: float = 1e-3, mode: str = "central", dist: str = "gaussian",
-                 head: bool = True, chunk_bytes: int | None = 32 << 20, chunk_streams: int | None = None):
+                 head: bool = True, chunk_bytes: int | None = 48 << 20, chunk_streams: int | None = None):
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
         if not eps > 0:
@@ -137,6 +137,38 @@ class PerturbedForward:
         return projected_gradients(L, self.eps, self.mode), L
 
 
+class StackedModel(nn.Module):
+    """Gives any model (e.g. transformers' BertModel + add_lora + a ZOLinear head) the PerturbedForward protocol:
+    the batch is replicated P times along dimension 0, so every tensor is stacked from the start (no shared
+    prefix; models written like ``SentenceClassifier`` share it).
+
+    model(input_ids, attention_mask) -> logits [B, C]; loss: per-example loss(logits, labels) (default CE).
+    """
+
+    def __init__(self, model: nn.Module, loss=None):
+        super().__init__()
+        self.model = model
+        self.loss = loss or (lambda logits, y: torch.nn.functional.cross_entropy(logits.double(), y, reduction="none"))
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids, attention_mask)
+
+    def prefix(self, input_ids, attention_mask, head: bool = True):
+        return input_ids, attention_mask
+
+    def stream_losses(self, pre, labels, streams: Streams, head: bool = True) -> torch.Tensor:
+        ids, mask = pre
+        P, B = streams.P, ids.shape[0]
+        streams.rows = B
+        with perturbing(self.model, streams, head=head):
+            logits = self.model(ids.repeat(P, *[1] * (ids.dim() - 1)), mask.repeat(P, *[1] * (mask.dim() - 1)))
+        return self.loss(logits, labels.repeat(P)).view(P, B).mean(1)
+
+    def stream_bytes(self, pre) -> int:
+        widest = max((m.out_features for m in self.model.modules() if isinstance(m, nn.Linear)), default=1)
+        return 16 * pre[0].numel() * widest
+
+
 def apply_pairs(model: nn.Module, seeds, g, lr: float, head: bool = True, dist: str = "gaussian") -> None:
     """Apply the update of (seed, g) pairs: t += sum_k (-lr g_k / K) Z(s_k, id(t), slot(t)) for every trained
     tensor t of `model` (how a client steps, and how a server rebuilds a client's update)."""
@@ -158,7 +190,7 @@ class ZOTrainer:
     """
 
     def __init__(self, model: nn.Module, lr=1e-3, eps: float = 1e-3, K: int = 16, mode: str = "central",
-                 dist: str = "gaussian", train_head: bool = True, chunk_bytes: int | None = 32 << 20,
+                 dist: str = "gaussian", train_head: bool = True, chunk_bytes: int | None = 48 << 20,
                  chunk_streams: int | None = None, seed: int = 0):
         if K < 1:
             raise ValueError(f"K: must be >= 1, got {K}")

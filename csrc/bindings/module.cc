@@ -8,6 +8,7 @@ namespace py = pybind11;
 namespace edgelearn::bind {
 void register_rng(py::module_& m);
 void register_zo(py::module_& m);
+void register_quant(py::module_& m);
 }  // namespace edgelearn::bind
 
 PYBIND11_MODULE(_kernels, m) {
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_kernels, m) {
   m.def("_simd_level", &edgelearn::simd_level);
   edgelearn::bind::register_rng(m);
   edgelearn::bind::register_zo(m);
+  edgelearn::bind::register_quant(m);
 }

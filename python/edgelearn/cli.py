@@ -192,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", metavar="PNG", help="plot loss and accuracy against steps")
     f.set_defaults(fn=cmd_finetune)
 
+    try:  # firmware_sim adds `estimate` and `targets`
+        from firmware_sim.cli import register as register_firmware_sim
+    except ImportError:
+        pass
+    else:
+        register_firmware_sim(sub, fmt)
+
     i = sub.add_parser("info", help="version, SIMD level, threads, where the shared data is")
     i.set_defaults(fn=cmd_info)
     return p

@@ -1,0 +1,76 @@
+"""Per-op work: cost class, MACs, and bytes of weights and activations each op touches.
+
+Cost classes: conv1x1, conv (k x k), depthwise, fc, elementwise, pool (pooling, softmax, other reductions)
+and move (reshape, quantize, concatenation and other data movement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from firmware_sim.graph import Graph, Op
+
+CLASSES = ("conv1x1", "conv", "depthwise", "fc", "elementwise", "pool", "move")
+
+_ELEMENTWISE = {"ADD", "SUB", "MUL", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "LEAKY_RELU",
+                "LOGISTIC", "TANH", "HARD_SWISH", "PRELU", "ABS", "NEG", "RSQRT", "SQRT", "EXP", "LOG"}
+_POOL = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D", "SOFTMAX", "LOG_SOFTMAX", "MEAN", "SUM", "REDUCE_MAX",
+         "REDUCE_MIN", "REDUCE_PROD", "L2_NORMALIZATION", "ARG_MAX", "ARG_MIN"}
+
+
+@dataclass
+class OpWork:
+    index: int
+    op: str
+    cls: str
+    macs: int              # multiply-accumulates (for pool/elementwise: element operations)
+    weight_bytes: int      # constant operand bytes read (weights, biases)
+    act_in_bytes: int      # non-constant input bytes read
+    act_out_bytes: int     # output bytes written
+    out_channels: int = 1
+    out_pixels: int = 1    # output rows x columns (1 for fc)
+
+    @property
+    def bytes(self) -> int:
+        return self.weight_bytes + self.act_in_bytes + self.act_out_bytes
+
+
+def op_work(graph: Graph, op: Op) -> OpWork:
+    ins = [t for t in graph.op_inputs(op) if t is not None]
+    outs = graph.op_outputs(op)
+    wb = sum(t.nbytes for t in ins if t.constant)
+    ab = sum(t.nbytes for t in ins if not t.constant)
+    ob = sum(t.nbytes for t in outs)
+    out = outs[0] if outs else None
+    oshape = out.shape if out is not None else ()
+    out_numel = out.numel if out is not None else 0
+    k = op.op
+    if k in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "CONV_3D") and len(op.inputs) > 1:
+        w = graph.tensor(op.inputs[1])
+        wshape = w.shape if w is not None else ()
+        co = oshape[-1] if oshape else 1
+        pix = prod(oshape[1:-1]) if len(oshape) >= 3 else 1
+        if k == "DEPTHWISE_CONV_2D":
+            kk = prod(wshape[1:3]) if len(wshape) == 4 else 1
+            return OpWork(op.index, k, "depthwise", out_numel * kk, wb, ab, ob, co, pix)
+        # weights (out, kh, kw, in)
+        kk = prod(wshape[1:3]) if len(wshape) == 4 else 1
+        cin = wshape[-1] if wshape else 1
+        cls = "conv1x1" if kk == 1 else "conv"
+        return OpWork(op.index, k, cls, out_numel * kk * cin, wb, ab, ob, co, pix)
+    if k in ("FULLY_CONNECTED", "BATCH_MATMUL") and len(op.inputs) > 1:
+        w = graph.tensor(op.inputs[1])
+        cin = w.shape[-1] if w is not None and w.shape else 1
+        co = oshape[-1] if oshape else 1
+        return OpWork(op.index, k, "fc", out_numel * cin, wb, ab, ob, co, 1)
+    if k in _ELEMENTWISE:
+        return OpWork(op.index, k, "elementwise", out_numel, wb, ab, ob)
+    if k in _POOL:
+        n_in = sum(t.numel for t in ins if not t.constant)
+        return OpWork(op.index, k, "pool", max(n_in, out_numel), wb, ab, ob)
+    return OpWork(op.index, k, "move", out_numel, wb, ab, ob)
+
+
+def graph_work(graph: Graph) -> list[OpWork]:
+    return [op_work(graph, op) for op in graph.ops]

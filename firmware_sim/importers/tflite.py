@@ -18,6 +18,7 @@ from firmware_sim.graph import DTYPE_BYTES, Graph, Op, Quant, Tensor, tensor_byt
 MAX_MODEL_BYTES = 1 << 31        # flatbuffers without external buffers cannot exceed 2 GiB
 MAX_ELEMENTS = 1 << 40           # a tensor claiming more elements than this is a corrupt shape
 OFFLINE_PLAN_METADATA = "OfflineMemoryAllocation"
+MAX_RANK = 8                     # tflite kernels handle up to 6 dimensions; more is a corrupt shape
 
 
 @lru_cache(maxsize=1)
@@ -89,6 +90,7 @@ def load_tflite_bytes(buf: bytes, name: str = "model", source: str = "<bytes>", 
         return _parse(buf, name, source, subgraph)
     except ValueError as e:
         msg = str(e)
+        msg = msg if len(msg) <= 240 else msg[:237] + "..."
         raise ValueError(msg if msg.startswith(source) else f"{source}: malformed .tflite: {msg}") from None
     except (struct.error, IndexError, KeyError, TypeError, AttributeError, OverflowError, UnicodeDecodeError,
             RecursionError, MemoryError) as e:
@@ -167,6 +169,8 @@ def _parse(buf: bytes, name: str, source: str, subgraph_index: int) -> Graph:
     for ti in range(n_t):
         t = sg.Tensors(ti)
         nd = _check_len(t.ShapeLength(), 4, n, f"tensor {ti} shape")
+        if nd > MAX_RANK:
+            raise ValueError(f"tensor {ti} has rank {nd}, more than {MAX_RANK}")
         shape = tuple(int(t.Shape(j)) for j in range(nd))
         if any(d < 0 for d in shape):
             raise ValueError(f"tensor {ti} has a negative dimension in shape {shape}")

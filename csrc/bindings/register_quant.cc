@@ -1,6 +1,294 @@
-// Bindings of the quant family (int8 GEMM, quantized linear + adapter, quantized adapter update).
+// Bindings of the quant family: qgemm_pack_s8 (-> _QWeightS8), qgemm_s8, qlinear_lora_s8, qadapter_update_s8
+// (contract: edgelearn/quant.h). Arguments are taken as Python objects and converted here, so every TypeError /
+// ValueError names its argument.
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
 #include "arrays.h"
+#include "edgelearn/quant.h"
 
 namespace edgelearn::bind {
-void register_quant(py::module_& m) {}
+
+namespace {
+
+std::string type_name(py::handle h) { return std::string(py::str(py::type::handle_of(h).attr("__name__"))); }
+
+bool is_numpy_scalar(py::handle h, const char* kind) {
+  static py::handle np = py::module_::import("numpy").release();
+  return py::isinstance(h, np.attr(kind));
+}
+
+int64_t int_arg(py::handle h, const char* name, int64_t lo, int64_t hi) {
+  if (PyBool_Check(h.ptr()) || !(PyLong_Check(h.ptr()) || is_numpy_scalar(h, "integer")))
+    throw TypeError_(std::string(name) + ": expected an integer, got " + type_name(h));
+  int overflow = 0;
+  py::object idx = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+  if (!idx) throw py::error_already_set();
+  const long long v = PyLong_AsLongLongAndOverflow(idx.ptr(), &overflow);
+  if (overflow || v < lo || v > hi)
+    throw ArgError(std::string(name) + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                   std::string(py::str(h)));
+  return v;
+}
+
+uint64_t u64_arg(py::handle h, const char* name) {
+  if (PyBool_Check(h.ptr()) || !(PyLong_Check(h.ptr()) || is_numpy_scalar(h, "integer")))
+    throw TypeError_(std::string(name) + ": expected an integer, got " + type_name(h));
+  py::object idx = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+  if (!idx) throw py::error_already_set();
+  const unsigned long long v = PyLong_AsUnsignedLongLong(idx.ptr());
+  if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw ArgError(std::string(name) + ": must be in [0, 2^64 - 1], got " + std::string(py::str(h)));
+  }
+  return v;
+}
+
+float real_arg(py::handle h, const char* name) {
+  if (PyBool_Check(h.ptr()) ||
+      !(PyFloat_Check(h.ptr()) || PyLong_Check(h.ptr()) || is_numpy_scalar(h, "floating") ||
+        is_numpy_scalar(h, "integer")))
+    throw TypeError_(std::string(name) + ": expected a real number, got " + type_name(h));
+  const double v = PyFloat_AsDouble(h.ptr());
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw ArgError(std::string(name) + ": out of range");
+  }
+  if (!std::isfinite(v) || std::fabs(v) > 3.0e38)
+    throw ArgError(std::string(name) + ": must be finite and within float32 range, got " + std::string(py::str(h)));
+  return float(v);
+}
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// The packed weight behind a _QWeightS8 object; a plain int8 array gets a TypeError that says what to do.
+const QWeightS8& packed_arg(py::handle h, const char* name) {
+  if (!py::isinstance<QWeightS8>(h)) {
+    if (py::isinstance<py::array>(h))
+      throw TypeError_(std::string(name) + ": expected packed weights from qgemm_pack_s8, got an unpacked array " +
+                       "(call qgemm_pack_s8(W) once and pass its result)");
+    throw TypeError_(std::string(name) + ": expected packed weights from qgemm_pack_s8, got " + type_name(h));
+  }
+  return h.cast<const QWeightS8&>();
+}
+
+// x_scale: a real number (per tensor) or a float32 array [1] or [m] (per token).
+py::array_t<float> x_scale_arg(py::handle h, int64_t m, float& tmp) {
+  if (py::isinstance<py::array>(h)) {
+    auto s = require<float>(h, "x_scale", 1);
+    if (s.shape(0) != 1 && s.shape(0) != m)
+      throw ArgError("x_scale: expected shape (1,) or (" + std::to_string(m) + ",) (one per row), got " +
+                     shape_str(s));
+    return s;
+  }
+  tmp = real_arg(h, "x_scale");
+  py::array_t<float> s(1);
+  s.mutable_data()[0] = tmp;
+  return s;
+}
+
+py::array_t<float> w_scale_arg(py::handle h, const QWeightS8& w) {
+  auto s = require<float>(h, "w_scale", 1);
+  if (s.shape(0) != w.n)
+    throw ArgError("w_scale: expected shape (" + std::to_string(w.n) + ",) (one per output channel), got " +
+                   shape_str(s));
+  return s;
+}
+
+py::array_t<float> bias_arg(py::handle h, const QWeightS8& w) {
+  auto b = require<float>(h, "bias", 1);
+  if (b.shape(0) != w.n)
+    throw ArgError("bias: expected shape (" + std::to_string(w.n) + ",), got " + shape_str(b));
+  return b;
+}
+
+}  // namespace
+
+void register_quant(py::module_& m) {
+  py::class_<QWeightS8>(m, "_QWeightS8",
+                        "Packed int8 weights [n, k] for qgemm_s8 / qlinear_lora_s8 (create with qgemm_pack_s8).")
+      .def_property_readonly("n", [](const QWeightS8& w) { return w.n; })
+      .def_property_readonly("k", [](const QWeightS8& w) { return w.k; })
+      .def_property_readonly("shape", [](const QWeightS8& w) { return py::make_tuple(w.n, w.k); })
+      .def_property_readonly("nbytes", [](const QWeightS8& w) { return int64_t(w.data.size() + 4 * w.colsum.size()); })
+      .def_property_readonly(
+          "data",
+          [](const QWeightS8& w) {
+            py::array_t<int8_t> a({w.np / 16, w.kp / 4, int64_t(16), int64_t(4)});
+            std::copy(w.data.begin(), w.data.end(), a.mutable_data());
+            return a;
+          },
+          "A copy of the packed bytes, shaped [np/16, kp/4, 16, 4] (the layout of edgelearn/quant.h).")
+      .def_property_readonly(
+          "colsum",
+          [](const QWeightS8& w) {
+            py::array_t<int32_t> a(w.np);
+            std::copy(w.colsum.begin(), w.colsum.end(), a.mutable_data());
+            return a;
+          },
+          "Per-channel sums of W (int32 [np], 0 for padding).")
+      .def(
+          "unpack",
+          [](const QWeightS8& w) {
+            py::array_t<int8_t> a({w.n, w.k});
+            qgemm_unpack_s8(w, a.mutable_data());
+            return a;
+          },
+          "W [n, k] back, exactly.")
+      .def("__repr__",
+           [](const QWeightS8& w) {
+             return "QWeightS8(n=" + std::to_string(w.n) + ", k=" + std::to_string(w.k) + ")";
+           })
+      .def(py::pickle(
+          [](const QWeightS8& w) {
+            py::array_t<int8_t> a({w.n, w.k});
+            qgemm_unpack_s8(w, a.mutable_data());
+            return py::make_tuple(a);
+          },
+          [](py::tuple t) {
+            check(t.size() == 1, "state: expected one array");
+            auto W = require<int8_t>(t[0], "W", 2);
+            return qgemm_pack_s8(W.data(), W.shape(0), W.shape(1));
+          }));
+
+  m.def("_quant_level", &quant_level, "SIMD path of the quant kernels: 'avx512vnni', 'avx2' or 'scalar'.");
+  m.def(
+      "_quant_force_level", [](const std::string& level) { quant_force_level(level.c_str()); }, py::arg("level"),
+      "For tests and benchmarks: 'scalar', 'avx2', 'avx512vnni' (clamped to the CPU) or '' (best).");
+
+  m.def(
+      "qgemm_pack_s8",
+      [](py::object W_) {
+        auto W = require<int8_t>(W_, "W", 2);
+        const int8_t* p = W.data();
+        const int64_t n = W.shape(0), k = W.shape(1);
+        QWeightS8 w;
+        {
+          py::gil_scoped_release nogil;
+          w = qgemm_pack_s8(p, n, k);
+        }
+        return w;
+      },
+      py::arg("W"),
+      "Packs int8 W [n, k] (values in [-127, 127]) once into the layout of the qgemm micro-kernels.");
+
+  m.def(
+      "qgemm_s8",
+      [](py::object x_, py::object W_, py::object w_scale_, py::object x_scale_, py::object bias_,
+         py::object x_zero_point_, py::object out_dtype_, py::object y_scale_, py::object y_zero_point_,
+         py::object out_) -> py::object {
+        auto x = require<int8_t>(x_, "x", 2);
+        const QWeightS8& w = packed_arg(W_, "W");
+        QGemmArgs a;
+        a.x = x.data(), a.m = x.shape(0), a.k = x.shape(1), a.w = &w;
+        if (a.k != w.k)
+          throw ArgError("x: expected shape [m, " + std::to_string(w.k) + "] to match W's k, got " + shape_str(x));
+        float tmp = 0.0f;
+        auto sx = x_scale_arg(x_scale_, a.m, tmp);
+        auto sw = w_scale_arg(w_scale_, w);
+        py::array_t<float> b;
+        if (!bias_.is_none()) b = bias_arg(bias_, w);
+        a.x_scale = sx.data(), a.x_scale_len = sx.shape(0), a.w_scale = sw.data();
+        a.bias = bias_.is_none() ? nullptr : b.data();
+        a.x_zero_point = int32_t(int_arg(x_zero_point_, "x_zero_point", -128, 127));
+        a.out = QOut(int_arg(out_dtype_, "out_dtype", 0, 1));
+        if (a.out == QOut::S8) {
+          a.y_scale = real_arg(y_scale_, "y_scale");
+          a.y_zero_point = int32_t(int_arg(y_zero_point_, "y_zero_point", -128, 127));
+        }
+        qgemm_check_args(a);
+        py::array out;
+        if (out_.is_none()) {
+          if (a.out == QOut::F32)
+            out = py::array_t<float>({a.m, w.n});
+          else
+            out = py::array_t<int8_t>({a.m, w.n});
+        } else {
+          out = a.out == QOut::F32 ? py::array(require<float>(out_, "out", 2, true))
+                                   : py::array(require<int8_t>(out_, "out", 2, true));
+          if (out.shape(0) != a.m || out.shape(1) != w.n)
+            throw ArgError("out: expected shape (" + std::to_string(a.m) + ", " + std::to_string(w.n) + "), got " +
+                           shape_str(out));
+        }
+        void* y = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          qgemm_s8(a, y);
+        }
+        return out_.is_none() ? py::object(out) : out_;
+      },
+      py::arg("x"), py::arg("W"), py::arg("w_scale"), py::arg("x_scale"), py::arg("bias"), py::arg("x_zero_point"),
+      py::arg("out_dtype"), py::arg("y_scale"), py::arg("y_zero_point"), py::arg("out") = py::none(),
+      "y = ((x - zx) W^T) * (x_scale * w_scale) + bias as float32 (out_dtype 0) or requantised to int8 with\n"
+      "y_scale / y_zero_point (out_dtype 1; round half away from zero, saturating). See edgelearn/quant.h.");
+  m.def(
+      "qadapter_update_s8",
+      [](py::object qs_, py::object scales_, py::object grads_, py::object lr_, py::object seed_,
+         py::object streams_, py::object qas_) {
+        for (auto [obj, name] : {std::pair{&qs_, "q"}, {&scales_, "scales"}, {&grads_, "grads"}})
+          if (!py::isinstance<py::list>(*obj) && !py::isinstance<py::tuple>(*obj))
+            throw TypeError_(std::string(name) + ": expected a list of arrays, got " + type_name(*obj));
+        py::sequence qs = qs_, scales = scales_, grads = grads_;
+        const int64_t T = int64_t(py::len(qs));
+        if (T < 1) throw ArgError("q: need at least one tensor");
+        if (int64_t(py::len(scales)) != T)
+          throw ArgError("scales: expected " + std::to_string(T) + " arrays (one per tensor), got " +
+                         std::to_string(py::len(scales)));
+        if (int64_t(py::len(grads)) != T)
+          throw ArgError("grads: expected " + std::to_string(T) + " arrays (one per tensor), got " +
+                         std::to_string(py::len(grads)));
+        const float lr = real_arg(lr_, "lr");
+        const uint64_t seed = u64_arg(seed_, "seed");
+        if (!PyBool_Check(qas_.ptr())) throw TypeError_("qas: expected a bool, got " + type_name(qas_));
+        const bool qas = qas_.cast<bool>();
+        py::array_t<uint64_t> streams;
+        if (!streams_.is_none()) {
+          streams = require<uint64_t>(streams_, "streams", 1);
+          if (streams.shape(0) != T)
+            throw ArgError("streams: expected shape (" + std::to_string(T) + ",) (one per tensor), got " +
+                           shape_str(streams));
+        }
+        std::vector<py::array> keep;
+        std::vector<QAdapterTensor> ts(static_cast<size_t>(T));
+        for (int64_t t = 0; t < T; ++t) {
+          const std::string at = "[" + std::to_string(t) + "]";
+          const std::string qn = "q" + at, sn = "scales" + at, gn = "grads" + at;
+          auto q = require<int8_t>(qs[size_t(t)], qn.c_str(), -1, true);
+          auto s = require<float>(scales[size_t(t)], sn.c_str(), 1);
+          auto g = require<float>(grads[size_t(t)], gn.c_str(), -1);
+          if (q.ndim() < 1 || q.size() < 1) throw ArgError(qn + ": must have at least one dimension and element");
+          if (g.ndim() != q.ndim() || !std::equal(q.shape(), q.shape() + q.ndim(), g.shape()))
+            throw ArgError(gn + ": expected the shape of q" + at + " " + shape_str(q) + ", got " + shape_str(g));
+          if (s.shape(0) != q.shape(0))
+            throw ArgError(sn + ": expected shape (" + std::to_string(q.shape(0)) + ",) (one per row of q" + at +
+                           "), got " + shape_str(s));
+          QAdapterTensor& a = ts[size_t(t)];
+          a.q = q.mutable_data(), a.scale = s.data(), a.grad = g.data();
+          a.rows = q.shape(0), a.cols = q.size() / q.shape(0);
+          a.stream = streams_.is_none() ? uint64_t(t) : streams.data()[t];
+          keep.push_back(q), keep.push_back(s), keep.push_back(g);
+        }
+        std::vector<int64_t> bad(static_cast<size_t>(T), 0);
+        {
+          py::gil_scoped_release nogil;
+          qadapter_update_s8(ts.data(), T, lr, seed, qas, bad.data());
+        }
+        for (int64_t t = 0; t < T; ++t)
+          if (bad[size_t(t)])
+            throw ArgError("grads[" + std::to_string(t) + "]: " + std::to_string(bad[size_t(t)]) +
+                           " NaN/inf values; those weights were left unchanged (the others were updated)");
+      },
+      py::arg("q"), py::arg("scales"), py::arg("grads"), py::arg("lr"), py::arg("seed"), py::arg("streams"),
+      py::arg("qas"),
+      "In place, for every tensor t: q[t] = clip(SR(q - lr * g * s^-1 (qas: s^-2)), -127, 127), stochastic\n"
+      "rounding with the uniforms of Philox stream (seed, streams[t] or t). See edgelearn/quant.h.");
+}
+
 }  // namespace edgelearn::bind

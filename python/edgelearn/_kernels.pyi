@@ -54,3 +54,58 @@ def zo_replay_seeds_f32(
     dist: int,  # 0 gaussian, 1 rademacher
 ) -> None:
     """In place: param += sum_k coefs[k] * Z(seeds[k], layer_id, slot), summed in double, rounded once."""
+
+# --- quant (quant.h)
+class _QWeightS8:
+    """Packed int8 weights [n, k] (from qgemm_pack_s8): the layout of the qgemm micro-kernels; picklable."""
+
+    @property
+    def n(self) -> int: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def shape(self) -> tuple[int, int]: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def data(self) -> npt.NDArray[np.int8]:
+        """A copy of the packed bytes, [np/16, kp/4, 16, 4]."""
+    @property
+    def colsum(self) -> npt.NDArray[np.int32]:
+        """Per-channel sums of W, [np] (0 for padding)."""
+    def unpack(self) -> npt.NDArray[np.int8]:
+        """W [n, k] back, exactly."""
+
+def _quant_level() -> str:
+    """SIMD path of the quant kernels: 'avx512vnni', 'avx2' or 'scalar'."""
+
+def _quant_force_level(level: str) -> None:
+    """For tests and benchmarks: 'scalar', 'avx2', 'avx512vnni' (clamped to the CPU) or '' (the best one)."""
+
+def qgemm_pack_s8(W: npt.NDArray[np.int8]) -> _QWeightS8:
+    """Packs W [n, k] (values in [-127, 127], k <= 65536) once for qgemm_s8 / qlinear_lora_s8."""
+
+def qgemm_s8(
+    x: npt.NDArray[np.int8],  # [m, k]
+    W: _QWeightS8,  # [n, k], packed
+    w_scale: npt.NDArray[np.float32],  # [n], finite, > 0, normal
+    x_scale: float | npt.NDArray[np.float32],  # per tensor, or [1] / [m] per token
+    bias: npt.NDArray[np.float32] | None,  # [n], finite
+    x_zero_point: int,  # [-128, 127]
+    out_dtype: int,  # 0 float32, 1 int8
+    y_scale: float,  # int8 output: > 0, normal
+    y_zero_point: int,  # int8 output: [-128, 127]
+    out: npt.NDArray[np.float32] | npt.NDArray[np.int8] | None = None,  # [m, n]
+) -> npt.NDArray[np.float32] | npt.NDArray[np.int8]:
+    """((x - zx) W^T) * (x_scale * w_scale) + bias, float32 or requantised int8 (half away, saturating)."""
+
+def qadapter_update_s8(
+    q: list[npt.NDArray[np.int8]],  # each [rows, ...], updated in place
+    scales: list[npt.NDArray[np.float32]],  # each [rows], finite, > 0, normal
+    grads: list[npt.NDArray[np.float32]],  # each of q[t]'s shape
+    lr: float,
+    seed: int,  # uint64
+    streams: npt.NDArray[np.uint64] | None,  # [T], default t
+    qas: bool,  # grads are dL/dq, scaled by s^-2
+) -> None:
+    """In place: q = clip(SR(q - lr g s^-1 (qas: s^-2)), -127, 127); NaN/inf gradients: ValueError after the pass."""

@@ -6,6 +6,7 @@ the two for the parity tests and the benchmarks.
 
 from .rng import rng_fill_f32, rng_philox_u32, zo_noise
 from .zo import num_streams, zo_perturbed_linear_f32, zo_replay_seeds_f32
+from .quant import QWeightS8, qadapter_update_s8, qgemm_pack_s8, qgemm_s8
 
 __all__ = [
     "rng_philox_u32",
@@ -14,4 +15,8 @@ __all__ = [
     "num_streams",
     "zo_perturbed_linear_f32",
     "zo_replay_seeds_f32",
+    "QWeightS8",
+    "qgemm_pack_s8",
+    "qgemm_s8",
+    "qadapter_update_s8",
 ]

@@ -121,3 +121,67 @@ def zo_replay_seeds_f32(param, seeds, coefs, layer_id, slot=0, dist=GAUSSIAN):
     flat = param.reshape(-1)
     flat[:] = (flat.astype(np.float64) + acc).astype(np.float32)
     return param
+
+
+# ------------------------------------------------------------------------------------------------ quant (quant.h)
+def qgemm_pack_s8(W: np.ndarray) -> np.ndarray:
+    """The packed layout of W [n, k]: [np/16, kp/4, 16, 4], zero padded; data[jb, g, c, t] = W[16 jb + c, 4 g + t]."""
+    n, k = W.shape
+    np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
+    padded = np.zeros((np_, kp), np.int8)
+    padded[:n, :k] = W
+    return np.ascontiguousarray(padded.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3))
+
+
+def qgemm_unpack_s8(data: np.ndarray, n: int, k: int) -> np.ndarray:
+    """W [n, k] from the packed layout (the inverse of qgemm_pack_s8)."""
+    nb, groups = data.shape[:2]
+    return data.transpose(0, 2, 1, 3).reshape(nb * 16, groups * 4)[:n, :k]
+
+
+def round_half_away(v: np.ndarray) -> np.ndarray:
+    """Float32 rounding to the nearest integer, ties away from zero: trunc(v) + sign(v) where |v - trunc(v)| >= 0.5."""
+    with np.errstate(invalid="ignore"):
+        t = np.trunc(v)
+        away = np.abs(v - t) >= np.float32(0.5)
+    return np.where(away, t + np.where(v > 0, np.float32(1), np.float32(-1)), t).astype(np.float32)
+
+
+def qgemm_s8(x, W, w_scale, x_scale, bias=None, x_zero_point=0, out_dtype="float32", y_scale=None, y_zero_point=0):
+    """y = ((x - zx) W^T) * (x_scale * w_scale) + bias in float32 (each operation rounded, in this order), or
+    requantised: int8(clip(round_half_away(y * (1 / y_scale)) + y_zero_point, -128, 127)).
+
+    W is the packed weight; its bytes (W.data) are unpacked here, so the layout is checked too.
+    """
+    Wu = qgemm_unpack_s8(W.data, *W.shape).astype(np.int64)
+    acc = ((x.astype(np.int64) - x_zero_point) @ Wu.T).astype(np.int32)
+    sx = np.asarray(x_scale, np.float32).reshape(-1, 1)
+    with np.errstate(over="ignore"):
+        real = acc.astype(np.float32) * (sx * w_scale[None, :])
+        if bias is not None:
+            real = real + bias
+        if out_dtype == "float32":
+            return real
+        v = real * (np.float32(1.0) / np.float32(y_scale))
+    r = np.clip(round_half_away(v) + np.float32(y_zero_point), -128, 127)
+    return r.astype(np.int8)
+
+
+def qadapter_update_s8(q, scales, grads, lr, seed, streams=None, qas=False):
+    """In place, per tensor t (quant.h): v = q - ((lr * g) * (1/s)) [* (1/s) when qas], float32 ops in this order;
+    q = clip(floor(v) + (u < v - floor(v)), -127, 127) with u the Philox uniforms of stream (seed, streams[t]).
+    Elements whose gradient is NaN or inf are left unchanged. Returns q."""
+    for t, (qt, s, g) in enumerate(zip(q, scales, grads)):
+        stream = t if streams is None else int(streams[t])
+        u = rng_fill_f32(int(seed), stream, qt.size, 0, UNIFORM).reshape(qt.shape)
+        inv = (np.float32(1.0) / s).reshape((-1,) + (1,) * (qt.ndim - 1))
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = (np.float32(lr) * g) * inv
+            if qas:
+                d = d * inv
+            v = qt.astype(np.float32) - d
+            fl = np.floor(v)
+            r = np.where(u < v - fl, fl + np.float32(1), fl)
+        r = np.clip(r, -127, 127)
+        qt[...] = np.where(np.isfinite(g), np.nan_to_num(r).astype(np.int8), qt)
+    return q

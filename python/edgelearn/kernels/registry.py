@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from . import reference as ref
-from . import rng, zo
+from . import quant, rng, zo
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,57 @@ def _reference_zo_replay(param, seeds, coefs, layer_id, slot=0, dist="gaussian")
     return ref.zo_replay_seeds_f32(param, seeds, coefs, layer_id, slot, zo.ZO_DISTS[dist])
 
 
+def _make_qpack(rng_: np.random.Generator, size: str) -> Case:
+    n, k = (1536, 384) if size == "bench" else (int(rng_.integers(1, 70)), int(rng_.integers(1, 150)))
+    return Case((rng_.integers(-127, 128, size=(n, k), dtype=np.int8),))
+
+
+def _pack_layout(W):
+    """The packed bytes of qgemm_pack_s8(W), shaped [np/16, kp/4, 16, 4] (compared with the reference layout)."""
+    return quant.qgemm_pack_s8(W).data
+
+
+def _make_qgemm(rng_: np.random.Generator, size: str, out_dtype: str = "float32", per_token: bool = False) -> Case:
+    if size == "bench":
+        m, k, n = 512, 384, 1536
+    else:
+        m, k, n = int(rng_.integers(1, 70)), int(rng_.integers(1, 150)), int(rng_.integers(1, 70))
+    x = rng_.integers(-128, 128, size=(m, k), dtype=np.int8)
+    W = quant.qgemm_pack_s8(rng_.integers(-127, 128, size=(n, k), dtype=np.int8))
+    w_scale = rng_.uniform(1e-3, 2e-2, n).astype(np.float32)
+    x_scale = rng_.uniform(0.01, 0.1, m).astype(np.float32) if per_token else 0.05
+    bias = rng_.standard_normal(n).astype(np.float32) if size == "bench" or rng_.random() < 0.7 else None
+    zx = 0 if size == "bench" else int(rng_.integers(-128, 128)) if rng_.random() < 0.5 else 0
+    # an output scale that spreads y over the int8 range (and saturates its tails)
+    y_scale = float(0.05 * 1e-2 * np.sqrt(k) * 75 * 73 / 40)
+    y_zp = int(rng_.integers(-20, 21)) if size != "bench" else 0
+    return Case((x, W, w_scale, x_scale, bias, zx, out_dtype, y_scale, y_zp))
+
+
+def _make_qadapter(rng_: np.random.Generator, size: str, qas: bool = False) -> Case:
+    if size == "bench":
+        shapes = [(4096, 4096)]
+    else:
+        shapes = [tuple(int(d) for d in rng_.integers(1, 60, size=int(rng_.integers(1, 3))))
+                  for _ in range(int(rng_.integers(1, 4)))]
+    q = [rng_.integers(-127, 128, size=s, dtype=np.int8) for s in shapes]
+    scales = [rng_.uniform(1e-3, 2e-2, s[0]).astype(np.float32) for s in shapes]
+    # gradients that move a weight by up to a few steps (QAS: in q units, before the s^-2 scaling)
+    grads = [(rng_.standard_normal(s) * (1.0 if not qas else 1e-4)).astype(np.float32) for s in shapes]
+    streams = None if rng_.random() < 0.5 else rng_.integers(0, 2**64, size=len(q), dtype=np.uint64)
+    lr = 1e-2
+    return Case((q, scales, grads, lr, int(rng_.integers(0, 2**64, dtype=np.uint64)), streams, qas))
+
+
+def _qadapter_result(fn):
+    """The kernel run on copies of q, its tensors concatenated (q is updated in place)."""
+    def run(q, scales, grads, lr, seed, streams=None, qas=False):
+        q = [t.copy() for t in q]
+        fn(q, scales, grads, lr, seed, streams, qas)
+        return np.concatenate([t.reshape(-1) for t in q])
+    return run
+
+
 ENTRIES: dict[str, Entry] = {
     e.name: e
     for e in [
@@ -104,6 +155,10 @@ ENTRIES: dict[str, Entry] = {
               Tolerance(rtol=1e-4, atol=1e-4), "zo"),
         Entry("zo_replay_seeds_f32", zo.zo_replay_seeds_f32, _reference_zo_replay, _make_zo_replay,
               Tolerance(ulp=2), "zo"),
+        Entry("qgemm_pack_s8", _pack_layout, ref.qgemm_pack_s8, _make_qpack, Tolerance(exact=True), "quant"),
+        Entry("qgemm_s8", quant.qgemm_s8, ref.qgemm_s8, _make_qgemm, Tolerance(exact=True), "quant"),
+        Entry("qadapter_update_s8", _qadapter_result(quant.qadapter_update_s8),
+              _qadapter_result(ref.qadapter_update_s8), _make_qadapter, Tolerance(exact=True), "quant"),
     ]
 }
 
@@ -111,4 +166,7 @@ ENTRIES: dict[str, Entry] = {
 VARIANTS: dict[str, list[Callable[[np.random.Generator, str], Case]]] = {
     "rng_fill_f32": [_make_fill("uniform"), _make_fill("rademacher")],
     "zo_perturbed_linear_f32": [lambda g, s: _make_zo_linear(g, s, shared=False)],
+    "qgemm_s8": [lambda g, s: _make_qgemm(g, s, "int8"), lambda g, s: _make_qgemm(g, s, "float32", True),
+                 lambda g, s: _make_qgemm(g, s, "int8", True)],
+    "qadapter_update_s8": [lambda g, s: _make_qadapter(g, s, qas=True)],
 }

@@ -14,7 +14,7 @@ $(BIN)/python:
 setup: $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q '.[torch,dev]'
+	$(BIN)/pip install -q '.[torch,litert,dev]'
 
 main: setup
 	$(BIN)/edgelearn finetune --json runs/finetune.json --plot runs/finetune.png

@@ -2,12 +2,19 @@
 
 Per op (cost classes of `cost.ops`):
 
-    compute = MACs / (eta * rel[class])                 MAC-bound part (GEMM inner loops)
+    compute = lane MACs / (eta * rel[class])            MAC-bound part (GEMM inner loops)
             + im2col elements * c_copy                  k x k convolutions only: the patch copy / int16 widening
             + output elements * c_out                   requantize, clamp and store each output
             (elementwise: elements * c_elem, pool/softmax: input elements * c_pool, move: bytes * c_move)
     traffic = weight bytes / BW(bank holding weights) + activation bytes / BW(bank holding the arena)
     cycles  = max(compute, traffic) + overhead
+
+lane MACs: the inner loops are vectorised over channels, `lanes` int8 values per step (Cortex-M4/M7/M33: one
+32-bit word = 4 int8, widened by 2 SXTB16 into 2 SMLAD of 2 MACs each). A layer with C channels on the vectorised
+axis (input channels of conv, 1x1 conv and FC; the channels of depthwise) runs ceil(C / lanes) full steps, so it
+pays for ceil(C / lanes) * lanes MACs per C: a first layer with Cin = 1 (DS-CNN's 10x4 conv on MFCCs) wastes 3 of
+4 lanes, an RGB layer (Cin = 3) 1 of 4. This, not the cost classes, is why DS-CNN runs ~1.35x slower per MAC than
+MobileNet on every board (docs/firmware_sim.md).
 
 eta (MAC/cycle of a k x k convolution) and overhead (cycles per op) are per core and stack; rel[class] is shared by
 all cores of a stack (it is a property of the kernel algorithm: data reuse of the class); c_out, c_copy, c_elem,
@@ -52,6 +59,7 @@ class CoreParams:
     c_pool: float
     c_move: float
     calibrated: bool
+    lanes: int = 4        # int8 channels per SIMD step of the inner loops
 
 
 def core_params(core: str, stack: str = "xcubeai", override: dict | None = None) -> CoreParams:
@@ -71,7 +79,8 @@ def core_params(core: str, stack: str = "xcubeai", override: dict | None = None)
     if "cycles_per_mac" in s:          # reference kernels: plain C loops, rate set per core from instruction counts
         eta = 1.0 / s["cycles_per_mac"][core if core in s["cycles_per_mac"] else "default"]
     p = CoreParams(eta, overhead, rel, k["c_out"] * s.get("c_out_scale", 1.0), k["c_copy"], k["c_elem"],
-                   k["c_pool"], k["c_move"], bool(k.get("calibrated", False)) and stack == "xcubeai")
+                   k["c_pool"], k["c_move"], bool(k.get("calibrated", False)) and stack == "xcubeai",
+                   int(s.get("lanes", k.get("lanes", 4))))
     for f, v in (override or {}).items():
         if f.startswith("rel."):
             p.rel[f[4:]] = v
@@ -95,10 +104,16 @@ class OpCost:
     source: str = "model"
 
 
+def lane_macs(w: OpWork, lanes: int) -> float:
+    """MACs the SIMD inner loop executes, counting the idle lanes of a partial last step over the channels."""
+    c = max(w.in_channels, 1)
+    return w.macs * (-(-c // lanes) * lanes) / c
+
+
 def op_cycles(w: OpWork, p: CoreParams, weight_bw: float, act_bw: float) -> OpCost:
     if w.cls in ("conv", "conv1x1", "depthwise", "fc"):
         out_elems = w.act_out_bytes  # int8 outputs: one byte per element
-        compute = w.macs / (p.eta * p.rel.get(w.cls, 1.0)) + out_elems * p.c_out
+        compute = lane_macs(w, p.lanes) / (p.eta * p.rel.get(w.cls, 1.0)) + out_elems * p.c_out
         if w.cls == "conv":
             # im2col: every MAC row of the GEMM is one patch element copied once per output pixel
             patch = w.macs // max(w.out_channels, 1)

@@ -30,6 +30,8 @@ class OpWork:
     act_out_bytes: int     # output bytes written
     out_channels: int = 1
     out_pixels: int = 1    # output rows x columns (1 for fc)
+    in_channels: int = 1   # input channels of conv/depthwise/fc (the GEMM inner-loop length per kernel tap)
+    taps: int = 1          # kernel positions kh x kw (1 for 1x1 conv and fc)
 
     @property
     def bytes(self) -> int:
@@ -53,17 +55,18 @@ def op_work(graph: Graph, op: Op) -> OpWork:
         pix = prod(oshape[1:-1]) if len(oshape) >= 3 else 1
         if k == "DEPTHWISE_CONV_2D":
             kk = prod(wshape[1:3]) if len(wshape) == 4 else 1
-            return OpWork(op.index, k, "depthwise", out_numel * kk, wb, ab, ob, co, pix)
+            cin = graph.tensor(op.inputs[0]).shape[-1] if graph.tensor(op.inputs[0]) is not None else co
+            return OpWork(op.index, k, "depthwise", out_numel * kk, wb, ab, ob, co, pix, cin, kk)
         # weights (out, kh, kw, in)
         kk = prod(wshape[1:3]) if len(wshape) == 4 else 1
         cin = wshape[-1] if wshape else 1
         cls = "conv1x1" if kk == 1 else "conv"
-        return OpWork(op.index, k, cls, out_numel * kk * cin, wb, ab, ob, co, pix)
+        return OpWork(op.index, k, cls, out_numel * kk * cin, wb, ab, ob, co, pix, cin, kk)
     if k in ("FULLY_CONNECTED", "BATCH_MATMUL") and len(op.inputs) > 1:
         w = graph.tensor(op.inputs[1])
         cin = w.shape[-1] if w is not None and w.shape else 1
         co = oshape[-1] if oshape else 1
-        return OpWork(op.index, k, "fc", out_numel * cin, wb, ab, ob, co, 1)
+        return OpWork(op.index, k, "fc", out_numel * cin, wb, ab, ob, co, 1, cin, 1)
     if k in _ELEMENTWISE:
         return OpWork(op.index, k, "elementwise", out_numel, wb, ab, ob)
     if k in _POOL:

@@ -43,9 +43,10 @@ def test_calibration_reproduces_constants_and_errors(shared, schema):
     fitted, stored = C.fit(pts), C.stored_theta()
     for k in fitted:
         assert fitted[k] == pytest.approx(stored[k], rel=5e-3), k
-    ins = C.errors(pts, stored)["in_sample"]
-    # the model as calibrated: every in-sample point within 21% (the goal is 15%: not met, see docs)
-    assert max(abs(v) for v in ins.values()) < 21
+    err = C.errors(pts, stored)
+    # the goal: every point within 15%, in-sample and leave-one-model-out (calibrated on the other three)
+    assert max(abs(v) for v in err["in_sample"].values()) < 15
+    assert max(abs(v) for v in err["lomo"].values()) < 15
 
 
 def test_estimate_contract_and_placement(model_paths, schema, tmp_path):
@@ -98,3 +99,17 @@ def test_cli(model_paths, schema, tmp_path, capsys):
     assert json.loads(out.read_text())["target"] == "stm32u575" and png.stat().st_size > 1000
     assert main(["estimate", str(tmp_path / "none.tflite"), "--target", "stm32u575"]) == 1
     assert "no such model file" in capsys.readouterr().err
+
+
+def test_lane_macs_charge_idle_simd_lanes():
+    from firmware_sim.cost.cortex_m import core_params, lane_macs
+    from firmware_sim.cost.ops import OpWork
+
+    def conv(cin):
+        return OpWork(0, "CONV_2D", "conv", 100 * 8 * 9 * cin, 0, 0, 800, 8, 100, cin, 9)
+
+    assert lane_macs(conv(1), 4) == 4 * conv(1).macs          # Cin = 1: 3 of 4 lanes idle
+    assert lane_macs(conv(3), 4) == conv(3).macs * 4 / 3
+    assert lane_macs(conv(16), 4) == conv(16).macs
+    assert core_params("cortex-m4", "tflm-reference").lanes == 1
+    assert core_params("cortex-m7").lanes == 4

@@ -2,9 +2,9 @@
 // rounding from the Philox stream (contract: quant.h).
 //
 // Plan. All tensors are cut into fixed chunks of kTask elements (a tensor's last chunk may be shorter); chunks are
-// the parallel tasks, so the result does not depend on the thread count or schedule. Within a chunk, the uniforms
-// of kSub elements at a time are generated into an L1 buffer (the vectorised Philox fill), then one pass over the
-// row segments of those elements reads q and g once and writes q once.
+// the parallel tasks, so the result does not depend on the thread count or schedule. Within a chunk, the Philox
+// words of kSub elements at a time (two 16-bit halves per word) are generated into an L1 buffer (the vectorised
+// fill), then one pass over the row segments of those elements reads q and g once and writes q once.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -23,14 +23,15 @@ namespace edgelearn {
 namespace {
 
 constexpr int64_t kTask = int64_t(1) << 16;  // elements per parallel task
-constexpr int64_t kSub = 2048;               // uniforms generated at a time (8 KB)
+constexpr int64_t kSub = 4096;               // elements whose random halves are generated at a time (8 KB)
+constexpr float kU16 = 1.0f / 65536.0f;
 
 struct Task {
   int64_t t, i0, i1;
 };
 
 // Elements [j0, j1) of one row: q, g offset to the row segment, u to its uniforms. Returns the non-finite count.
-int64_t segment_scalar(int8_t* q, const float* g, const float* u, int64_t len, float lr, float inv, bool qas) {
+int64_t segment_scalar(int8_t* q, const float* g, const uint16_t* h, int64_t len, float lr, float inv, bool qas) {
   int64_t bad = 0;
   for (int64_t j = 0; j < len; ++j) {
     if (!std::isfinite(g[j])) {
@@ -42,18 +43,20 @@ int64_t segment_scalar(int8_t* q, const float* g, const float* u, int64_t len, f
     const float v = float(q[j]) - d;
     const float fl = std::floor(v);
     const float f = v - fl;
-    float r = u[j] < f ? fl + 1.0f : fl;
+    const float u = (float(h[j]) + 0.5f) * kU16;
+    float r = u < f ? fl + 1.0f : fl;
     r = std::min(std::max(r, -127.0f), 127.0f);
     q[j] = int8_t(int32_t(r));
   }
   return bad;
 }
 
-EL_Q_VNNI int64_t segment_avx512(int8_t* q, const float* g, const float* u, int64_t len, float lr, float inv,
+EL_Q_VNNI int64_t segment_avx512(int8_t* q, const float* g, const uint16_t* h, int64_t len, float lr, float inv,
                                  bool qas) {
   const __m512 lrv = _mm512_set1_ps(lr), invv = _mm512_set1_ps(inv), one = _mm512_set1_ps(1.0f);
   const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f), inf = _mm512_set1_ps(INFINITY);
   const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  const __m512 half = _mm512_set1_ps(0.5f), u16 = _mm512_set1_ps(kU16);
   int64_t bad = 0;
   for (int64_t j = 0; j < len; j += 16) {
     const __mmask16 k = len - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (len - j)) - 1u);
@@ -65,7 +68,9 @@ EL_Q_VNNI int64_t segment_avx512(int8_t* q, const float* g, const float* u, int6
     const __m512 v = _mm512_sub_ps(qf, d);
     const __m512 fl = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(v, fl);
-    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(k, u + j), f, _CMP_LT_OQ);
+    const __m512 u = _mm512_mul_ps(
+        _mm512_add_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, h + j))), half), u16);
+    const __mmask16 up = _mm512_cmp_ps_mask(u, f, _CMP_LT_OQ);
     __m512 r = _mm512_mask_add_ps(fl, up, fl, one);
     r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
     _mm_mask_storeu_epi8(q + j, ok, _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r)));
@@ -122,7 +127,8 @@ void qadapter_update_s8(const QAdapterTensor* ts, int64_t T, float lr, uint64_t 
   const int64_t ntask = int64_t(tasks.size());
 #pragma omp parallel if (total > 4 * kSub && ntask > 1)
   {
-    alignas(64) float u[kSub];
+    alignas(64) uint32_t words[kSub / 2 + 1];
+    const uint16_t* halves = reinterpret_cast<const uint16_t*>(words);  // little-endian: low half first
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ti = 0; ti < ntask; ++ti) {
       const Task& tk = tasks[size_t(ti)];
@@ -130,12 +136,19 @@ void qadapter_update_s8(const QAdapterTensor* ts, int64_t T, float lr, uint64_t 
       int64_t nbad = 0;
       for (int64_t s0 = tk.i0; s0 < tk.i1; s0 += kSub) {
         const int64_t s1 = std::min(tk.i1, s0 + kSub);
-        simd::philox_fill(seed, a.stream, uint64_t(s0), s1 - s0, Dist::Uniform, u);
+        // Start the loads of this sub-chunk's q and g (24 KB) before generating its random words, so memory works
+        // while Philox computes (the pass is otherwise load-latency bound on one thread).
+        const int64_t s2 = std::min(tk.i1, s1 + kSub);
+        for (int64_t i = s1; i < s2; i += 16) _mm_prefetch(reinterpret_cast<const char*>(a.grad + i), _MM_HINT_T0);
+        for (int64_t i = s1; i < s2; i += 64) _mm_prefetch(reinterpret_cast<const char*>(a.q + i), _MM_HINT_T0);
+        const int64_t w0 = s0 / 2, w1 = (s1 + 1) / 2;  // words holding elements [s0, s1)
+        simd::philox_fill_bits(seed, a.stream, uint64_t(w0), w1 - w0, words);
+        const uint16_t* h = halves - 2 * w0;  // h[i] = half of element i
         for (int64_t i = s0; i < s1;) {  // row segments
           const int64_t row = i / a.cols, end = std::min(s1, (row + 1) * a.cols);
           const float inv = 1.0f / a.scale[row];
-          nbad += simd ? segment_avx512(a.q + i, a.grad + i, u + (i - s0), end - i, lr, inv, qas)
-                       : segment_scalar(a.q + i, a.grad + i, u + (i - s0), end - i, lr, inv, qas);
+          nbad += simd ? segment_avx512(a.q + i, a.grad + i, h + i, end - i, lr, inv, qas)
+                       : segment_scalar(a.q + i, a.grad + i, h + i, end - i, lr, inv, qas);
           i = end;
         }
       }

@@ -298,15 +298,15 @@ void qgemm_s8(const QGemmArgs& a, void* y) {
   const double work = double(m) * double(n) * double(k);
 #pragma omp parallel if (work > kParallelWork)
   {
-    // The row block a thread works on, copied once into its own buffer (u8 = x + 128 for vpdpbusd); tasks go
-    // row-block-major, so a thread mostly stays on one row block while it walks the channel panels (the packed
-    // weight stays in L2) and output rows are written front to back. Dynamic: a thread that loses its core on a
-    // shared machine holds up one tile, not half the work.
+    // Tasks go panel-major: a weight panel (48 channels x kp bytes: 18 KB at k = 384) stays in L1 while the row
+    // blocks pass under it. Each tile copies its rows into the thread's buffer (u8 = x + 128 for vpdpbusd; 2% of
+    // the tile's work). Dynamic: a thread that loses its core on a shared machine holds up one tile, not half the
+    // work.
     std::unique_ptr<int8_t[]> xa(new int8_t[size_t(MR * kp)]);
     int64_t cur = -1;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < ntask; ++task) {
-      const int64_t pnl = task % npanel, i0 = (task / npanel) * MR, mr = std::min(MR, m - i0);
+      const int64_t pnl = task / nmb, i0 = (task % nmb) * MR, mr = std::min(MR, m - i0);
       if (i0 != cur) {
         for (int64_t r = 0; r < mr; ++r) {
           int8_t* dst = xa.get() + r * kp;

@@ -59,17 +59,21 @@
 //   delta = ((lr * g) * inv) * inv         qas = true: g is dL/dq (the int8 graph's gradient), scaled by s^-2 as
 //                                          tiny-training's quantization-aware scaling does (Lin et al., 2022)
 //   v     = float(q) - delta
-//   fl = floor(v);  f = v - fl;  u = uniform u(i) of stream (seed, streams[tensor]) (philox.h), i the row-major
-//   flat index of the element
+//   fl = floor(v);  f = v - fl
+//   h(i)  = 16-bit half i % 2 (0: low, 1: high) of Philox word bits(i / 2) of stream (seed, streams[tensor])
+//           (philox.h), i the row-major flat index of the element: two elements per word
+//   u(i)  = (h(i) + 0.5) * 2^-16                                       exact float32, in (0, 1)
 //   q'    = int8(clamp(fl + (u < f ? 1 : 0), -127, 127))              stochastic rounding, saturating
 // Every step is an exactly rounded float32 operation (no FMA): bit-exact with the NumPy twin.
-// Unbiased: E[q'] = fl + P(u < f) and P(u < f) = ceil(f 2^23 - 1/2) / 2^23, within 2^-24 of f (before clipping).
+// Unbiased: E[q'] = fl + P(u < f) and P(u < f) = ceil(f 2^16 - 1/2) / 2^16, within 2^-17 of f (before clipping):
+// the expected rounding error is below 8e-6 of a step for any f. (16 bits per element, not 32: the Philox words,
+// not memory, would otherwise bound the pass.)
 // Clipping to [-127, 127] (not -128) keeps weights symmetric, as qgemm_s8's packing requires.
 // A gradient element that is NaN or inf leaves its weight unchanged and is counted; the count per tensor is
 // returned (the bindings raise ValueError naming the tensor after the pass: the other elements are updated).
 // Work is split into fixed chunks (parallel over chunks of all tensors): results do not depend on thread count.
 // Ranges: scales finite and normal (> 0, 1/s finite); lr finite; rows, cols >= 1; streams any uint64.
-// Cost: reads q (1 byte) and g (4 bytes), writes q (1 byte) per element: 6 bytes, and one Philox word.
+// Cost: reads q (1 byte) and g (4 bytes), writes q (1 byte) per element: 6 bytes, and half a Philox word.
 #pragma once
 
 #include <cstdint>

@@ -169,11 +169,14 @@ def qgemm_s8(x, W, w_scale, x_scale, bias=None, x_zero_point=0, out_dtype="float
 
 def qadapter_update_s8(q, scales, grads, lr, seed, streams=None, qas=False):
     """In place, per tensor t (quant.h): v = q - ((lr * g) * (1/s)) [* (1/s) when qas], float32 ops in this order;
-    q = clip(floor(v) + (u < v - floor(v)), -127, 127) with u the Philox uniforms of stream (seed, streams[t]).
-    Elements whose gradient is NaN or inf are left unchanged. Returns q."""
+    q = clip(floor(v) + (u < v - floor(v)), -127, 127) with u(i) = (h(i) + 0.5) 2^-16, h(i) the 16-bit half i % 2
+    (low first) of word i // 2 of Philox stream (seed, streams[t]). NaN/inf gradients leave their weight unchanged.
+    Returns q."""
     for t, (qt, s, g) in enumerate(zip(q, scales, grads)):
         stream = t if streams is None else int(streams[t])
-        u = rng_fill_f32(int(seed), stream, qt.size, 0, UNIFORM).reshape(qt.shape)
+        words = rng_philox_u32(int(seed), stream, (qt.size + 1) // 2, 0)
+        halves = np.stack([words & np.uint32(0xFFFF), words >> np.uint32(16)], axis=1).reshape(-1)[: qt.size]
+        u = ((halves.astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-16)).reshape(qt.shape)
         inv = (np.float32(1.0) / s).reshape((-1,) + (1,) * (qt.ndim - 1))
         with np.errstate(over="ignore", invalid="ignore"):
             d = (np.float32(lr) * g) * inv

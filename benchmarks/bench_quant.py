@@ -1,0 +1,12 @@
+"""Benchmark of the quant family: qgemm_s8 at transformer shapes (vs OpenBLAS sgemm and torch's dynamic-quantized
+Linear) and qadapter_update_s8 on 16M elements (vs measured memory bandwidth and its NumPy reference).
+
+`python benchmarks/bench_quant.py [--quick] [--json PATH]`; the code lives in edgelearn.bench.quant.
+"""
+
+import sys
+
+from edgelearn.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["bench", "--family", "quant", *sys.argv[1:]]))

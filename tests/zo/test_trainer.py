@@ -82,3 +82,38 @@ def test_bad_arguments():
         ZOTrainer(model, K=0)
     with pytest.raises(ValueError, match="mode"):
         ZOTrainer(model, mode="sideways")
+
+
+def test_perturbation_scale_streams_and_update():
+    import copy
+
+    from torch.nn import functional as F
+
+    from edgelearn.zo import PerturbedForward, set_perturbation_scale
+    from edgelearn.zo.lora import tensor_scales
+
+    model, (ids, mask, y) = make_tiny(), make_batch()
+    set_perturbation_scale(model, lora=0.25)
+    seeds, eps = np.array([3, 4], dtype=np.uint64), 1e-2
+    got = PerturbedForward(model, eps, "central", chunk_bytes=None).losses(ids, mask, y, seeds)
+    want = []
+    for k in range(2):
+        for sigma in (1.0, -1.0):
+            m = copy.deepcopy(model)
+            with torch.no_grad():
+                for (_n, t, lid, slot), sc in zip(trainable_tensors(m), tensor_scales(m)):
+                    t += sigma * sc * eps * torch.from_numpy(zo_noise(int(seeds[k]), lid, slot, tuple(t.shape)))
+                want.append(float(F.cross_entropy(m(ids, mask).double(), y)))
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    assert sorted(set(tensor_scales(model))) == [0.25, 1.0]
+
+    before = {n: t.detach().clone() for n, t, _l, _s in trainable_tensors(model)}
+    g = np.array([1.0, -2.0], dtype=np.float32)
+    apply_pairs(model, seeds, g, 0.1)
+    for (n, t, lid, slot), sc in zip(trainable_tensors(model), tensor_scales(model)):
+        want_t = before[n].double().clone()
+        for s, gk in zip(seeds, g):
+            want_t += (-0.1 * sc * float(gk) / 2) * torch.from_numpy(zo_noise(int(s), lid, slot, tuple(t.shape))).double()
+        torch.testing.assert_close(t.detach().double(), want_t, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="scale"):
+        set_perturbation_scale(model, lora=0.0)

@@ -11,13 +11,14 @@ trainer (PerturbedForward, ZOTrainer, apply_pairs, Schedule), finetune (the AG N
 
 from .bert import (BertConfig, BertEncoder, SentenceClassifier, load_minilm_classifier, load_minilm_encoder,
                    load_tokenizer, minilm_dir)
-from .lora import LoRALinear, Streams, ZOLinear, add_lora, assign_layer_ids, perturbing, trainable_tensors
+from .lora import (LoRALinear, Streams, ZOLinear, add_lora, assign_layer_ids, perturbing, set_perturbation_scale,
+                   trainable_tensors)
 from .trainer import (PerturbedForward, Schedule, StackedModel, StepResult, ZOTrainer, apply_pairs, evaluate,
                       projected_gradients)
 
 __all__ = [
     "BertConfig", "BertEncoder", "SentenceClassifier", "load_minilm_classifier", "load_minilm_encoder",
     "load_tokenizer", "minilm_dir", "LoRALinear", "Streams", "ZOLinear", "add_lora", "assign_layer_ids",
-    "perturbing", "trainable_tensors", "PerturbedForward", "Schedule", "StackedModel", "StepResult", "ZOTrainer", "apply_pairs",
+    "perturbing", "set_perturbation_scale", "trainable_tensors", "PerturbedForward", "Schedule", "StackedModel", "StepResult", "ZOTrainer", "apply_pairs",
     "evaluate", "projected_gradients",
 ]

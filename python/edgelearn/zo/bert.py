@@ -191,10 +191,16 @@ class Prefix:
 
 
 class SentenceClassifier(nn.Module):
-    """BERT encoder + mean pooling over real tokens + ZOLinear head [C, d]."""
+    """BERT encoder + mean pooling over real tokens (+ L2 normalisation, as the sentence-transformers pipeline of
+    all-MiniLM-L6-v2 does) + ZOLinear head [C, d].
 
-    def __init__(self, c: BertConfig, num_labels: int):
+    The normalised embedding also keeps the head's curvature small (|x| = 1), which is what lets a
+    forward-gradient step take a useful learning rate without the estimator's noise blowing up the logits.
+    """
+
+    def __init__(self, c: BertConfig, num_labels: int, normalize: bool = True):
         super().__init__()
+        self.normalize = normalize
         self.bert = BertEncoder(c)
         self.head = ZOLinear(c.hidden_size, num_labels)
         assign_layer_ids(self)
@@ -204,11 +210,12 @@ class SentenceClassifier(nn.Module):
         return self.head.out_features
 
     def pool(self, h: torch.Tensor, pk: Packed) -> torch.Tensor:
-        """h [S*N, d] -> mean over each sequence's tokens [S*B, d]."""
+        """h [S*N, d] -> mean over each sequence's tokens [S*B, d] (L2-normalised when self.normalize)."""
         N, d = pk.N, h.shape[-1]
         S = h.shape[0] // N
         out = h.new_zeros(S, pk.B, d).index_add_(1, pk.seq, h.view(S, N, d))
-        return (out / pk.lengths.view(1, -1, 1).to(h.dtype)).view(S * pk.B, d)
+        out = (out / pk.lengths.view(1, -1, 1).to(h.dtype)).view(S * pk.B, d)
+        return F.normalize(out, dim=-1) if self.normalize else out
 
     def forward(self, input_ids, attention_mask=None):
         """Logits [B, C] (no perturbation)."""
@@ -280,10 +287,11 @@ def load_minilm_encoder(model_dir: Path | None = None) -> BertEncoder:
     return enc.eval()
 
 
-def load_minilm_classifier(num_labels: int, model_dir: Path | None = None, seed: int = 0) -> SentenceClassifier:
+def load_minilm_classifier(num_labels: int, model_dir: Path | None = None, seed: int = 0,
+                           normalize: bool = True) -> SentenceClassifier:
     """MiniLM-L6 encoder with pretrained weights and a fresh head (normal(0, 0.02) weights, zero bias)."""
     model_dir = Path(model_dir) if model_dir else minilm_dir()
-    model = SentenceClassifier(BertConfig.from_json(model_dir / "config.json"), num_labels)
+    model = SentenceClassifier(BertConfig.from_json(model_dir / "config.json"), num_labels, normalize)
     load_encoder_weights(model, model_dir, prefix="bert.")
     g = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():

@@ -49,7 +49,7 @@ def finetune(steps: int = 300, batch: int = 8, max_len: int = 64, K: int = 16, l
              schedule: str = "constant", warmup: int = 0, train_head: bool = True, seed: int = 0,
              eval_size: int = 400, eval_points: int = 4, chunk_bytes: int | None = 64 << 20,
              progress: bool = True, log: Callable[[dict], None] | None = None, data=None,
-             eval_on: str = "test") -> dict:
+             eval_on: str = "test", normalize: bool = True, lora_scale: float = 1.0) -> dict:
     """Fine-tune on AG News with forward gradients; returns {"history": [{step, loss, acc}], "acc_before",
     "acc_after", "wall_s", "settings"}.
 
@@ -71,12 +71,12 @@ def finetune(steps: int = 300, batch: int = 8, max_len: int = 64, K: int = 16, l
         raise ValueError(f"eval_on: expected 'test' or 'val', got {eval_on!r}")
     tok = load_tokenizer()
     test = tokenize(ds.subset(test_idx), tok, max_len)
-    model = load_minilm_classifier(ds.num_classes, seed=seed)
+    model = load_minilm_classifier(ds.num_classes, seed=seed, normalize=normalize)
     if lora_layers is None or len(lora_layers):
         add_lora(model, ("query", "value"), lora_layers, r=r, alpha=2 * r, seed=seed)
     sched = Schedule(lr, schedule, warmup=warmup, total=steps)
     trainer = ZOTrainer(model, lr=sched, eps=eps, K=K, mode=mode, train_head=train_head, chunk_bytes=chunk_bytes,
-                        seed=seed)
+                        seed=seed, lora_scale=lora_scale)
     evaluate = _Evaluator(model, test)
     rng = np.random.Generator(np.random.Philox(seed + 1))
     order = rng.permutation(train_idx)
@@ -114,4 +114,4 @@ def finetune(steps: int = 300, batch: int = 8, max_len: int = 64, K: int = 16, l
     return {"history": history, "acc_before": acc_before, "acc_after": history[-1]["acc"], "wall_s": wall,
             "settings": {"steps": steps, "batch": batch, "max_len": max_len, "K": K, "lr": lr, "eps": eps,
                          "lora_layers": None if lora_layers is None else list(lora_layers), "r": r, "mode": mode,
-                         "schedule": schedule, "train_head": train_head, "seed": seed, "eval_size": len(test), "eval_on": eval_on}}
+                         "schedule": schedule, "train_head": train_head, "seed": seed, "eval_size": len(test), "eval_on": eval_on, "normalize": normalize, "lora_scale": lora_scale}}

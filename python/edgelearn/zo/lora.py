@@ -69,6 +69,7 @@ class _ZOModule(nn.Module):
 
     zo_layer_id: int = -1
     zo_trainable: bool = True
+    zo_scale: float = 1.0  # sigma: this module's tensors are perturbed by zo_scale * eps * Z (a diagonal preconditioner)
     _streams: Streams | None = None
 
     def zo_tensors(self) -> list[tuple[torch.Tensor, int]]:  # (tensor, slot)
@@ -111,7 +112,7 @@ class LoRALinear(_ZOModule):
         S = st.split(x)
         d = x.shape[-1]
         y = _ops.perturbed_linear(x.reshape(S, -1, d), self.weight, self.bias, self.lora_A.detach(),
-                                  self.lora_B.detach(), self.scale, st.seeds, st.eps, self.zo_layer_id,
+                                  self.lora_B.detach(), self.scale, st.seeds, st.eps * self.zo_scale, self.zo_layer_id,
                                   st.mode, st.dist)
         return y.view(st.P * st.rows, *x.shape[1:-1], self.out_features)
 
@@ -135,7 +136,7 @@ class ZOLinear(nn.Linear, _ZOModule):
         idx, sig = _ops.signs(st.mode, len(st.seeds))
         ZW = _ops.noise_stack(st.seeds, self.zo_layer_id, 0, (o, d), st.dist)[torch.from_numpy(idx)]
         xs = x.reshape(S, rows, d).expand(P, rows, d)
-        s = (torch.from_numpy(sig) * float(st.eps)).view(P, 1, 1)
+        s = (torch.from_numpy(sig) * float(st.eps * self.zo_scale)).view(P, 1, 1)
         delta = torch.bmm(xs, ZW.transpose(1, 2))
         if self.bias is not None:
             Zb = _ops.noise_stack(st.seeds, self.zo_layer_id, 1, (o,), st.dist)[torch.from_numpy(idx)]
@@ -206,6 +207,28 @@ def trainable_tensors(model: nn.Module, head: bool = True) -> list[tuple[str, to
         for t, slot in m.zo_tensors():
             out.append((f"{name}.{'AB'[slot] if isinstance(m, LoRALinear) else ('weight', 'bias')[slot]}",
                         t, m.zo_layer_id, slot))
+    return out
+
+
+def set_perturbation_scale(model: nn.Module, lora: float | None = None, head: float | None = None) -> None:
+    """sigma of LoRA modules and/or ZOLinear heads: their tensors are perturbed by sigma * eps * Z and updated by
+    -lr * sigma * g_k / K * Z, i.e. ZO-SGD preconditioned by sigma^2 (a smaller sigma for the many LoRA
+    parameters keeps their estimator noise from swamping the head and from random-walking B)."""
+    for _, m in zo_modules(model):
+        v = lora if isinstance(m, LoRALinear) else head
+        if v is not None:
+            if not v > 0:
+                raise ValueError(f"perturbation scale: must be > 0, got {v}")
+            m.zo_scale = float(v)
+
+
+def tensor_scales(model: nn.Module, head: bool = True) -> list[float]:
+    """sigma of each entry of trainable_tensors(model, head)."""
+    out = []
+    for _, m in zo_modules(model):
+        if not m.zo_trainable or (isinstance(m, ZOLinear) and not head):
+            continue
+        out += [m.zo_scale] * len(m.zo_tensors())
     return out
 
 

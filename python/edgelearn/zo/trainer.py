@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import _ops
-from .lora import MODES, Streams, perturbing, trainable_tensors
+from .lora import MODES, Streams, perturbing, set_perturbation_scale, tensor_scales, trainable_tensors
 
 SCHEDULES = ("constant", "cosine", "linear")
 
@@ -170,31 +170,35 @@ class StackedModel(nn.Module):
 
 
 def apply_pairs(model: nn.Module, seeds, g, lr: float, head: bool = True, dist: str = "gaussian") -> None:
-    """Apply the update of (seed, g) pairs: t += sum_k (-lr g_k / K) Z(s_k, id(t), slot(t)) for every trained
-    tensor t of `model` (how a client steps, and how a server rebuilds a client's update)."""
+    """Apply the update of (seed, g) pairs: t += sum_k (-lr sigma(t) g_k / K) Z(s_k, id(t), slot(t)) for every
+    trained tensor t of `model` (how a client steps, and how a server rebuilds a client's update); sigma(t) is the
+    module's perturbation scale (1 unless set_perturbation_scale changed it)."""
     seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
     g = np.asarray(g, dtype=np.float64)
     if g.shape != seeds.shape:
         raise ValueError(f"g: expected shape {seeds.shape} (one per seed), got {g.shape}")
-    coefs = (-float(lr) * g / len(seeds)).astype(np.float32)
+    coefs = -float(lr) * g / len(seeds)
     with torch.no_grad(), _ops.quiet_blas():
-        for _name, t, layer_id, slot in trainable_tensors(model, head):
-            _ops.replay(t, seeds, coefs, layer_id, slot, dist)
+        for (_name, t, layer_id, slot), sigma in zip(trainable_tensors(model, head), tensor_scales(model, head)):
+            _ops.replay(t, seeds, (sigma * coefs).astype(np.float32), layer_id, slot, dist)
 
 
 class ZOTrainer:
     """SGD with forward gradients: ``step(input_ids, attention_mask, labels) -> StepResult``.
 
     lr: float or Schedule; K seeds per step drawn from np.random.Generator(Philox(seed)); mode central/forward;
-    train_head: perturb and train the head as well as the trainable LoRA layers.
+    train_head: perturb and train the head as well as the trainable LoRA layers; lora_scale: sigma of the LoRA
+    modules (see set_perturbation_scale).
     """
 
     def __init__(self, model: nn.Module, lr=1e-3, eps: float = 1e-3, K: int = 16, mode: str = "central",
                  dist: str = "gaussian", train_head: bool = True, chunk_bytes: int | None = 48 << 20,
-                 chunk_streams: int | None = None, seed: int = 0):
+                 chunk_streams: int | None = None, seed: int = 0, lora_scale: float | None = None):
         if K < 1:
             raise ValueError(f"K: must be >= 1, got {K}")
         self.model, self.K, self.head, self.dist = model, int(K), bool(train_head), dist
+        if lora_scale is not None:
+            set_perturbation_scale(model, lora=lora_scale)
         self.schedule = lr if isinstance(lr, Schedule) else Schedule(float(lr))
         self.fwd = PerturbedForward(model, eps, mode, dist, self.head, chunk_bytes, chunk_streams)
         self.rng = np.random.Generator(np.random.Philox(int(seed)))

@@ -96,7 +96,10 @@ def estimate(model, target: str | Target, stack: str | None = None,
             cpu = t.extra.get("cpu_macs_per_cycle", 16)
             layers = npu_cycles(work, int(cpu), pl.weight_bw, pl.act_bw)
             power = t.active_power_mw
-    if not calibrated:
+    if stack == "vela":
+        notes.append(f"{t.extra.get('npu', 'ethos-u')}: Vela-style model (within 15% of ethos-u-vela 5.2.0 on the "
+                     "MLPerf Tiny models); not calibrated on hardware")
+    elif not calibrated:
         notes.append(f"{t.core}/{stack}: constants from first principles, not calibrated on measurements")
     cycles = sum(c.cycles for c in layers)
     latency_ms = cycles / (clock * 1e3)

@@ -40,6 +40,8 @@ class Tensor:
     variable: bool = False          # state kept across invocations (allocated persistently, not planned)
     quant: Quant | None = None
     nbytes: int = 0                 # bytes of the tensor's data
+    entropy_bits: float | None = None  # constant 8-bit data: Shannon entropy per element (what a lossless weight
+                                       # codec such as Vela's can compress it to), None when unknown
 
     @property
     def numel(self) -> int:

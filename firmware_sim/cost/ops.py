@@ -32,10 +32,27 @@ class OpWork:
     out_pixels: int = 1    # output rows x columns (1 for fc)
     in_channels: int = 1   # input channels of conv/depthwise/fc (the GEMM inner-loop length per kernel tap)
     taps: int = 1          # kernel positions kh x kw (1 for 1x1 conv and fc)
+    out_h: int = 1         # output rows and columns (NHWC outputs; 1 otherwise)
+    out_w: int = 1
+    weight_coded_bytes: float = 0.0   # weights after lossless coding (entropy of the int8 values, Vela-style
+                                      # per-channel bias/scale words); = weight_bytes when the data is unknown
 
     @property
     def bytes(self) -> int:
         return self.weight_bytes + self.act_in_bytes + self.act_out_bytes
+
+
+BIAS_SCALE_BYTES = 10   # per output channel in an Ethos-U weight stream: 40-bit bias + 32-bit scale + shift
+
+
+def _coded_bytes(graph: Graph, op: Op, out_channels: int) -> float:
+    """Weights of a conv/depthwise/fc op as a lossless codec (Vela's) stores them: ~ entropy bits per value."""
+    w = graph.tensor(op.inputs[1]) if len(op.inputs) > 1 else None
+    if w is None or not w.constant:
+        return 0.0
+    if w.entropy_bits is None:
+        return float(w.nbytes) + BIAS_SCALE_BYTES * out_channels
+    return w.numel * w.entropy_bits / 8 + BIAS_SCALE_BYTES * out_channels
 
 
 def op_work(graph: Graph, op: Op) -> OpWork:
@@ -47,6 +64,7 @@ def op_work(graph: Graph, op: Op) -> OpWork:
     out = outs[0] if outs else None
     oshape = out.shape if out is not None else ()
     out_numel = out.numel if out is not None else 0
+    oh, ow = (oshape[1], oshape[2]) if len(oshape) == 4 else (1, 1)
     k = op.op
     if k in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "CONV_3D") and len(op.inputs) > 1:
         w = graph.tensor(op.inputs[1])
@@ -56,23 +74,26 @@ def op_work(graph: Graph, op: Op) -> OpWork:
         if k == "DEPTHWISE_CONV_2D":
             kk = prod(wshape[1:3]) if len(wshape) == 4 else 1
             cin = graph.tensor(op.inputs[0]).shape[-1] if graph.tensor(op.inputs[0]) is not None else co
-            return OpWork(op.index, k, "depthwise", out_numel * kk, wb, ab, ob, co, pix, cin, kk)
+            return OpWork(op.index, k, "depthwise", out_numel * kk, wb, ab, ob, co, pix, cin, kk, oh, ow,
+                          _coded_bytes(graph, op, co))
         # weights (out, kh, kw, in)
         kk = prod(wshape[1:3]) if len(wshape) == 4 else 1
         cin = wshape[-1] if wshape else 1
         cls = "conv1x1" if kk == 1 else "conv"
-        return OpWork(op.index, k, cls, out_numel * kk * cin, wb, ab, ob, co, pix, cin, kk)
+        return OpWork(op.index, k, cls, out_numel * kk * cin, wb, ab, ob, co, pix, cin, kk, oh, ow,
+                      _coded_bytes(graph, op, co))
     if k in ("FULLY_CONNECTED", "BATCH_MATMUL") and len(op.inputs) > 1:
         w = graph.tensor(op.inputs[1])
         cin = w.shape[-1] if w is not None and w.shape else 1
         co = oshape[-1] if oshape else 1
-        return OpWork(op.index, k, "fc", out_numel * cin, wb, ab, ob, co, 1, cin, 1)
+        return OpWork(op.index, k, "fc", out_numel * cin, wb, ab, ob, co, 1, cin, 1, 1, 1, _coded_bytes(graph, op, co))
     if k in _ELEMENTWISE:
-        return OpWork(op.index, k, "elementwise", out_numel, wb, ab, ob)
+        return OpWork(op.index, k, "elementwise", out_numel, wb, ab, ob, out_h=oh, out_w=ow, weight_coded_bytes=wb)
     if k in _POOL:
         n_in = sum(t.numel for t in ins if not t.constant)
-        return OpWork(op.index, k, "pool", max(n_in, out_numel), wb, ab, ob)
-    return OpWork(op.index, k, "move", out_numel, wb, ab, ob)
+        return OpWork(op.index, k, "pool", max(n_in, out_numel), wb, ab, ob, out_h=oh, out_w=ow,
+                      weight_coded_bytes=wb)
+    return OpWork(op.index, k, "move", out_numel, wb, ab, ob, out_h=oh, out_w=ow, weight_coded_bytes=wb)
 
 
 def graph_work(graph: Graph) -> list[OpWork]:

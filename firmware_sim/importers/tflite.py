@@ -197,8 +197,10 @@ def _parse(buf: bytes, name: str, source: str, subgraph_index: int) -> Graph:
                 quant = Quant([float(q.Scale(j)) for j in range(ns)], [int(q.ZeroPoint(j)) for j in range(nz)],
                               int(q.QuantizedDimension()))
         tname = (t.Name() or b"").decode("utf-8", "replace")
+        nbytes = tensor_bytes(shape, dtype)
+        ent = _entropy_bits(model.Buffers(bi)) if constant and dtype in ("int8", "uint8") and nbytes > 64 else None
         tensors.append(Tensor(ti, tname, shape, dtype, constant=constant, variable=bool(t.IsVariable()),
-                              quant=quant, nbytes=tensor_bytes(shape, dtype)))
+                              quant=quant, nbytes=nbytes, entropy_bits=ent))
 
     def index_list(length: int, get, what: str, allow_missing: bool = False) -> list[int]:
         out = []
@@ -224,6 +226,18 @@ def _parse(buf: bytes, name: str, source: str, subgraph_index: int) -> Graph:
     if offline is not None and len(offline) != n_t:
         raise ValueError(f"offline plan has {len(offline)} offsets for {n_t} tensors")
     return Graph(name, tensors, ops, inputs, outputs, offline_offsets=offline, model_bytes=n, source=source)
+
+
+def _entropy_bits(buffer) -> float | None:
+    """Shannon entropy (bits per byte) of a buffer held inside the flatbuffer; None if the data lives outside."""
+    import numpy as np
+
+    data = buffer.DataAsNumpy()
+    if isinstance(data, int) or len(data) == 0:
+        return None
+    p = np.bincount(np.asarray(data, dtype=np.uint8), minlength=256).astype(np.float64)
+    p = p[p > 0] / len(data)
+    return float(-(p * np.log2(p)).sum())
 
 
 def _options(o, option_names, padding_names, act_names) -> dict:

@@ -2,6 +2,7 @@
 
 - arena: greedy plan == tflite-micro's recorded planned arena on the five MLPerf Tiny models
 - latency: in-sample and leave-one-model-out errors per calibration board (goal <= 15%)
+- Ethos-U55-128/-256: total cycles vs ethos-u-vela run on the same models (goal within 15%; skipped without vela)
 - speed: one estimate of any of the models in < 0.2 s
 """
 
@@ -50,6 +51,19 @@ def run(quick: bool) -> Report:
                         lomo_pct=round(err["lomo"][(board, p.model)], 1))
         rep.claim(f"latency in-sample max |error| % {board}", max(ins), "<= 15")
         rep.claim(f"latency leave-one-model-out max |error| % {board}", max(lomo), "<= 15")
+
+    from firmware_sim.cost.vela_ref import run_vela, vela_command
+
+    if vela_command() is not None:
+        for target in ("corstone300-u55-128", "corstone300-u55-256"):
+            errs = []
+            for k in ("ad", "ic", "kws", "vww"):
+                ref = run_vela(folder / MODELS[k], target)
+                ours = estimate(folder / MODELS[k], target).cycles
+                errs.append(abs(100 * (ours / ref.total_cycles - 1)))
+                rep.add(kind="vela", target=target, model=k, vela_cycles=ref.total_cycles, our_cycles=round(ours),
+                        error_pct=round(100 * (ours / ref.total_cycles - 1), 1))
+            rep.claim(f"total cycles vs Vela max |error| % {target}", max(errs), "<= 15")
 
     worst = 0.0
     for k, f in MODELS.items():

@@ -154,7 +154,9 @@ void register_quant(py::module_& m) {
           },
           [](py::tuple t) {
             check(t.size() == 1, "state: expected one array");
-            auto W = require<int8_t>(t[0], "W", 2);
+            // forcecast: an unpickled int8 array may carry an equal but distinct dtype object
+            auto W = py::array_t<int8_t, py::array::c_style | py::array::forcecast>::ensure(t[0]);
+            check(W && W.ndim() == 2, "state: expected an int8 array [n, k]");
             return qgemm_pack_s8(W.data(), W.shape(0), W.shape(1));
           }));
 
@@ -232,12 +234,14 @@ void register_quant(py::module_& m) {
       "qadapter_update_s8",
       [](py::object qs_, py::object scales_, py::object grads_, py::object lr_, py::object seed_,
          py::object streams_, py::object qas_) {
-        for (auto [obj, name] : {std::pair{&qs_, "q"}, {&scales_, "scales"}, {&grads_, "grads"}})
+        if (!py::isinstance<py::list>(qs_) && !py::isinstance<py::tuple>(qs_))
+          throw TypeError_("q: expected a list of arrays, got " + type_name(qs_));
+        if (py::len(qs_) < 1) throw ArgError("q: need at least one tensor");
+        for (auto [obj, name] : {std::pair{&scales_, "scales"}, {&grads_, "grads"}})
           if (!py::isinstance<py::list>(*obj) && !py::isinstance<py::tuple>(*obj))
             throw TypeError_(std::string(name) + ": expected a list of arrays, got " + type_name(*obj));
         py::sequence qs = qs_, scales = scales_, grads = grads_;
         const int64_t T = int64_t(py::len(qs));
-        if (T < 1) throw ArgError("q: need at least one tensor");
         if (int64_t(py::len(scales)) != T)
           throw ArgError("scales: expected " + std::to_string(T) + " arrays (one per tensor), got " +
                          std::to_string(py::len(scales)));

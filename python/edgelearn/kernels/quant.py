@@ -78,7 +78,9 @@ def qgemm_s8(x, W, w_scale, x_scale, bias=None, x_zero_point=0, out_dtype="float
     else:
         x_scale = _scale(x_scale, "x_scale")
         sx_max = x_scale
-    if not np.isfinite(np.float32(sx_max) * w_scale.max()):
+    with np.errstate(over="ignore"):
+        product = np.float32(sx_max) * w_scale.max()
+    if not np.isfinite(product):
         raise ValueError("x_scale: x_scale * w_scale overflows float32")
     if bias is not None:
         bias = v.array(bias, "bias", np.float32, 1)
@@ -115,13 +117,13 @@ def qadapter_update_s8(q, scales, grads, lr, seed, streams=None, qas=False):
     """
     if not isinstance(q, (list, tuple)):
         raise TypeError(f"q: expected a list of arrays, got {type(q).__name__}")
+    if not q:
+        raise ValueError("q: need at least one tensor")
     for name, seq in (("scales", scales), ("grads", grads)):
         if not isinstance(seq, (list, tuple)):
             raise TypeError(f"{name}: expected a list of arrays, got {type(seq).__name__}")
         if len(seq) != len(q):
             raise ValueError(f"{name}: expected {len(q)} arrays (one per tensor), got {len(seq)}")
-    if not q:
-        raise ValueError("q: need at least one tensor")
     qs, ss, gs = [], [], []
     for t, (qt, st, gt) in enumerate(zip(q, scales, grads)):
         qa = v.array(qt, f"q[{t}]", np.int8, None, writeable=True)

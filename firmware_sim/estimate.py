@@ -56,11 +56,12 @@ def default_stack(target: Target) -> str:
 
 
 def estimate(model, target: str | Target, stack: str | None = None,
-             measured: dict[int, float] | None = None) -> Estimate:
+             measured: dict[int, float] | None = None, example_inputs=None) -> Estimate:
     """Latency, energy, arena, flash and per-layer costs of `model` (.tflite path/bytes, Graph, torch module)
     on `target` (profile name or TOML path). measured: op index -> cycles measured on the device, used instead
-    of the formula for those ops."""
-    g: Graph = load(model)
+    of the formula for those ops. example_inputs: what a torch module is traced on (int8 deployment assumed;
+    for other dtypes import first with `firmware_sim.importers.torch.load_torch(..., dtype=None)`)."""
+    g: Graph = load(model, **({"example_inputs": example_inputs} if example_inputs is not None else {}))
     t = load_target(target)
     stack = stack or default_stack(t)
     known = STACKS + NPU_STACKS + MOBILE_STACKS

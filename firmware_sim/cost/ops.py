@@ -14,9 +14,9 @@ from firmware_sim.graph import Graph, Op
 CLASSES = ("conv1x1", "conv", "depthwise", "fc", "elementwise", "pool", "move")
 
 _ELEMENTWISE = {"ADD", "SUB", "MUL", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "LEAKY_RELU",
-                "LOGISTIC", "TANH", "HARD_SWISH", "PRELU", "ABS", "NEG", "RSQRT", "SQRT", "EXP", "LOG"}
+                "LOGISTIC", "TANH", "HARD_SWISH", "GELU", "PRELU", "ABS", "NEG", "RSQRT", "SQRT", "EXP", "LOG"}
 _POOL = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D", "SOFTMAX", "LOG_SOFTMAX", "MEAN", "SUM", "REDUCE_MAX",
-         "REDUCE_MIN", "REDUCE_PROD", "L2_NORMALIZATION", "ARG_MAX", "ARG_MIN"}
+         "REDUCE_MIN", "REDUCE_PROD", "L2_NORMALIZATION", "ARG_MAX", "ARG_MIN", "LAYER_NORM"}
 
 
 @dataclass
@@ -84,7 +84,9 @@ def op_work(graph: Graph, op: Op) -> OpWork:
                       _coded_bytes(graph, op, co))
     if k in ("FULLY_CONNECTED", "BATCH_MATMUL") and len(op.inputs) > 1:
         w = graph.tensor(op.inputs[1])
-        cin = w.shape[-1] if w is not None and w.shape else 1
+        # FC weights are (out, in); BATCH_MATMUL's right operand is (..., K, N), or (..., N, K) with adj_y
+        adj = k == "FULLY_CONNECTED" or op.attrs.get("adj_y", False)
+        cin = (w.shape[-1] if adj else w.shape[-2]) if w is not None and len(w.shape) >= (1 if adj else 2) else 1
         co = oshape[-1] if oshape else 1
         return OpWork(op.index, k, "fc", out_numel * cin, wb, ab, ob, co, 1, cin, 1, 1, 1, _coded_bytes(graph, op, co))
     if k in _ELEMENTWISE:

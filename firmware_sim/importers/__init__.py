@@ -11,7 +11,8 @@ from firmware_sim.graph import Graph
 
 
 def load(model, **kwargs) -> Graph:
-    """A Graph from a .tflite path or bytes (or an existing Graph)."""
+    """A Graph from a .tflite path or bytes, a torch module (kwargs: example_inputs, dtype; see importers.torch),
+    or an existing Graph."""
     if isinstance(model, Graph):
         return model
     if isinstance(model, (bytes, bytearray, memoryview)):
@@ -26,6 +27,7 @@ def load(model, **kwargs) -> Graph:
 
         return load_tflite(p, **kwargs)
     if type(model).__module__.startswith("torch") or hasattr(model, "named_parameters"):
-        raise ValueError("torch modules are not importable yet: export the module to .tflite first "
-                         "(the torch importer is planned, see docs/firmware_sim.md)")
+        from firmware_sim.importers.torch import load_torch
+
+        return load_torch(model, **kwargs)
     raise TypeError(f"cannot import a model of type {type(model).__name__}: give a .tflite path or a torch module")

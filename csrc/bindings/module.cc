@@ -9,6 +9,7 @@ namespace edgelearn::bind {
 void register_rng(py::module_& m);
 void register_zo(py::module_& m);
 void register_quant(py::module_& m);
+void register_speech(py::module_& m);
 }  // namespace edgelearn::bind
 
 PYBIND11_MODULE(_kernels, m) {
@@ -28,4 +29,5 @@ PYBIND11_MODULE(_kernels, m) {
   edgelearn::bind::register_rng(m);
   edgelearn::bind::register_zo(m);
   edgelearn::bind::register_quant(m);
+  edgelearn::bind::register_speech(m);
 }

@@ -40,6 +40,7 @@
 // m * n epilogue (scale, bias, requantise) done on the tile in registers.
 //
 // ---------------------------------------------------------------------------------------------- qlinear_lora_s8
+// STATUS: contract only; not implemented or bound yet (next step of issue 5's kernels).
 // The frozen int8 linear layer (x quantized with a calibrated per-tensor scale) plus a float LoRA adapter:
 //   xq[i, t] = int8(clamp(round_half_away(x[i, t] * (1 / sx)), -127, 127))       (zx = 0; float32 ops)
 //   base     = qgemm_s8(xq, W, sw, sx, bias) as float32

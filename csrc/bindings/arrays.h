@@ -18,7 +18,7 @@ py::array_t<T> require(const py::handle& obj, const char* name, int ndim = -1, b
   if (!py::isinstance<py::array>(obj))
     throw TypeError_(std::string(name) + ": expected a numpy array, got " + std::string(py::str(obj.get_type())));
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!a.dtype().equal(py::dtype::of<T>()))
     throw TypeError_(std::string(name) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) + ", got " +
                      std::string(py::str(a.dtype())));
   if (ndim >= 0 && a.ndim() != ndim)

@@ -17,6 +17,7 @@ from pathlib import Path
 BENCH_FAMILIES: dict[str, list[str]] = {
     "rng": ["edgelearn.bench.rng"],
     "zo": ["edgelearn.bench.zo_kernels", "edgelearn.bench.zo_train"],
+    "quant": ["edgelearn.bench.quant"],
     "firmware_sim": ["firmware_sim.bench"],
 }
 

@@ -231,6 +231,64 @@ void register_quant(py::module_& m) {
       "y = ((x - zx) W^T) * (x_scale * w_scale) + bias as float32 (out_dtype 0) or requantised to int8 with\n"
       "y_scale / y_zero_point (out_dtype 1; round half away from zero, saturating). See edgelearn/quant.h.");
   m.def(
+      "qlinear_lora_s8",
+      [](py::object x_, py::object W_, py::object w_scale_, py::object x_scale_, py::object bias_, py::object A_,
+         py::object B_, py::object scale_, py::object seeds_, py::object eps_, py::object layer_id_,
+         py::object mode_, py::object dist_, py::object out_) -> py::object {
+        auto x = require<float>(x_, "x", 3);
+        const QWeightS8& w = packed_arg(W_, "W");
+        auto A = require<float>(A_, "A", 2);
+        auto B = require<float>(B_, "B", 2);
+        QLoraArgs a;
+        a.S = x.shape(0), a.m = x.shape(1), a.k = x.shape(2), a.w = &w;
+        if (a.k != w.k)
+          throw ArgError("x: expected shape [S, m, " + std::to_string(w.k) + "] to match W's k, got " + shape_str(x));
+        a.r = B.shape(1);
+        if (B.shape(0) != w.n)
+          throw ArgError("B: expected shape [" + std::to_string(w.n) + ", r] to match W's n, got " + shape_str(B));
+        if (A.shape(0) != a.r || A.shape(1) != a.k)
+          throw ArgError("A: expected shape (" + std::to_string(a.r) + ", " + std::to_string(a.k) +
+                         ") from B's rank and x's last dimension, got " + shape_str(A));
+        auto sw = w_scale_arg(w_scale_, w);
+        py::array_t<float> b;
+        if (!bias_.is_none()) b = bias_arg(bias_, w);
+        py::array_t<uint64_t> seeds;
+        if (!seeds_.is_none()) {
+          seeds = require<uint64_t>(seeds_, "seeds", 1);
+          if (seeds.shape(0) < 1) throw ArgError("seeds: need at least one seed (or None for the plain layer)");
+          a.seeds = seeds.data(), a.K = seeds.shape(0);
+          a.eps = real_arg(eps_, "eps");
+          a.layer_id = uint64_t(int_arg(layer_id_, "layer_id", 0, int64_t(1) << 62));
+          a.mode = ZoMode(int_arg(mode_, "mode", 0, 1));
+          a.dist = Dist(int_arg(dist_, "dist", 0, 1));
+        }
+        a.x = x.data(), a.x_scale = real_arg(x_scale_, "x_scale"), a.w_scale = sw.data();
+        a.bias = bias_.is_none() ? nullptr : b.data();
+        a.A = A.data(), a.B = B.data(), a.scale = real_arg(scale_, "scale");
+        qlinear_lora_check_args(a);
+        const int64_t P = qlora_num_streams(a);
+        py::array_t<float> out;
+        if (out_.is_none()) {
+          out = py::array_t<float>({P, a.m, w.n});
+        } else {
+          out = require<float>(out_, "out", 3, true);
+          if (out.shape(0) != P || out.shape(1) != a.m || out.shape(2) != w.n)
+            throw ArgError("out: expected shape (" + std::to_string(P) + ", " + std::to_string(a.m) + ", " +
+                           std::to_string(w.n) + "), got " + shape_str(out));
+        }
+        float* y = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          qlinear_lora_s8(a, y);
+        }
+        return out_.is_none() ? py::object(out) : out_;
+      },
+      py::arg("x"), py::arg("W"), py::arg("w_scale"), py::arg("x_scale"), py::arg("bias"), py::arg("A"),
+      py::arg("B"), py::arg("scale"), py::arg("seeds"), py::arg("eps"), py::arg("layer_id"), py::arg("mode"),
+      py::arg("dist"), py::arg("out") = py::none(),
+      "y[p] = qgemm_s8(quantize(x[p or 0], x_scale), W) + bias + scale * (x A_p^T) B_p^T: the int8 base plus a\n"
+      "float LoRA adapter, under P perturbation streams of the adapter (seeds None: P = 1). See edgelearn/quant.h.");
+  m.def(
       "qadapter_update_s8",
       [](py::object qs_, py::object scales_, py::object grads_, py::object lr_, py::object seed_,
          py::object streams_, py::object qas_) {

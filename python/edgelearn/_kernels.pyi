@@ -99,6 +99,24 @@ def qgemm_s8(
 ) -> npt.NDArray[np.float32] | npt.NDArray[np.int8]:
     """((x - zx) W^T) * (x_scale * w_scale) + bias, float32 or requantised int8 (half away, saturating)."""
 
+def qlinear_lora_s8(
+    x: npt.NDArray[np.float32],  # [S, m, k], finite; S = 1 or P
+    W: _QWeightS8,  # [n, k], packed
+    w_scale: npt.NDArray[np.float32],  # [n], finite, > 0, normal
+    x_scale: float,  # per tensor, > 0, normal
+    bias: npt.NDArray[np.float32] | None,  # [n], finite
+    A: npt.NDArray[np.float32],  # [r, k]
+    B: npt.NDArray[np.float32],  # [n, r]
+    scale: float,
+    seeds: npt.NDArray[np.uint64] | None,  # [K]; None = plain layer (P = 1)
+    eps: float,  # > 0
+    layer_id: int,  # [0, 2^62]
+    mode: int,  # 0 central (P = 2K), 1 forward (P = K + 1)
+    dist: int,  # 0 gaussian, 1 rademacher
+    out: npt.NDArray[np.float32] | None = None,  # [P, m, n]
+) -> npt.NDArray[np.float32]:
+    """qgemm_s8(quantize(x), W) + bias + scale (x A_p^T) B_p^T for every perturbation stream p of the adapter."""
+
 def qadapter_update_s8(
     q: list[npt.NDArray[np.int8]],  # each [rows, ...], updated in place
     scales: list[npt.NDArray[np.float32]],  # each [rows], finite, > 0, normal

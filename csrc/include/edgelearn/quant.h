@@ -40,7 +40,6 @@
 // m * n epilogue (scale, bias, requantise) done on the tile in registers.
 //
 // ---------------------------------------------------------------------------------------------- qlinear_lora_s8
-// STATUS: contract only; not implemented or bound yet (next step of issue 5's kernels).
 // The frozen int8 linear layer (x quantized with a calibrated per-tensor scale) plus a float LoRA adapter:
 //   xq[i, t] = int8(clamp(round_half_away(x[i, t] * (1 / sx)), -127, 127))       (zx = 0; float32 ops)
 //   base     = qgemm_s8(xq, W, sw, sx, bias) as float32
@@ -50,6 +49,10 @@
 // (the int8 base product is computed once and shared by all streams) or S = P (one base product of P*m rows).
 // The low-rank term uses the zo family's small kernels (float32, FMA), so it agrees with the float64 NumPy twin to
 // rtol = atol = 1e-4 (registry tolerance); the base term is the exact qgemm_s8 result.
+// K = 0 (seeds None in the binding) is the plain layer: P = 1, S = 1. x must be finite (NaN/inf have no int8
+// value: ArgError), x_scale finite, normal and > 0, w_scale as for qgemm_s8.
+// Cost: one pass over x (quantize), the qgemm_s8 of S*m rows, then the zo kernel's low-rank work (zo.h) over n
+// outputs; y is written once per stream (S = 1: base read from an m x n scratch).
 //
 // ---------------------------------------------------------------------------------------------- qadapter_update_s8
 // Int8 adapter weights q [rows, cols] with per-row (output channel) scales s [rows] (the real weight is s * q),

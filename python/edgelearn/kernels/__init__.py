@@ -6,7 +6,7 @@ the two for the parity tests and the benchmarks.
 
 from .rng import rng_fill_f32, rng_philox_u32, zo_noise
 from .zo import num_streams, zo_perturbed_linear_f32, zo_replay_seeds_f32
-from .quant import QWeightS8, qadapter_update_s8, qgemm_pack_s8, qgemm_s8
+from .quant import QWeightS8, qadapter_update_s8, qgemm_pack_s8, qgemm_s8, qlinear_lora_s8
 
 __all__ = [
     "rng_philox_u32",
@@ -18,5 +18,6 @@ __all__ = [
     "QWeightS8",
     "qgemm_pack_s8",
     "qgemm_s8",
+    "qlinear_lora_s8",
     "qadapter_update_s8",
 ]

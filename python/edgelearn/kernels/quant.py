@@ -106,6 +106,72 @@ def qgemm_s8(x, W, w_scale, x_scale, bias=None, x_zero_point=0, out_dtype="float
     return _kernels.qgemm_s8(x, W, w_scale, x_scale, bias, x_zero_point, od, y_scale, y_zero_point, out)
 
 
+def qlinear_lora_s8(x, W, w_scale, x_scale, bias, A, B, scale, seeds=None, eps=1e-3, layer_id=0, mode="central",
+                    dist="gaussian", out=None):
+    """The frozen int8 layer plus a float LoRA adapter: y[p] = qgemm_s8(quantize(x), W) + bias + scale (x A_p^T) B_p^T.
+
+    x float32 [m, k] or [S, m, k] (finite), quantized per tensor with x_scale (> 0): xq = clip(round_half_away(
+    x / x_scale), -127, 127); W packed [n, k] (qgemm_pack_s8) with w_scale float32 [n]; bias [n] or None; A [r, k];
+    B [n, r]. seeds None: the plain layer, y [m, n] for a 2-D x ([1, m, n] for 3-D). seeds uint64 [K]: P
+    perturbation streams of the adapter exactly as zo_perturbed_linear_f32 (mode "central": P = 2K, "forward":
+    P = K + 1), x [S, m, k] with S = 1 (shared) or P; returns y [P, m, n]. See quant.h.
+    """
+    x = v.array(x, "x", np.float32, None)
+    two_d = x.ndim == 2
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x: expected 2 or 3 dimensions, got {x.ndim}")
+    x3 = x.reshape(1, *x.shape) if two_d else x
+    W = _packed(W)
+    n, k = W.shape
+    if x3.shape[2] != k:
+        raise ValueError(f"x: expected last dimension {k} to match W's k, got {x.shape}")
+    if not np.isfinite(x3).all():
+        raise ValueError("x: must be finite (found NaN or inf)")
+    w_scale = _scales(w_scale, "w_scale", n)
+    x_scale = _scale(x_scale, "x_scale")
+    if not np.isfinite(np.float32(1.0) / np.float32(x_scale)):
+        raise ValueError(f"x_scale: 1 / x_scale overflows float32 ({x_scale})")
+    if bias is not None:
+        bias = v.array(bias, "bias", np.float32, 1)
+        if bias.shape != (n,):
+            raise ValueError(f"bias: expected shape ({n},), got {bias.shape}")
+        if not np.isfinite(bias).all():
+            raise ValueError("bias: must be finite (found NaN or inf)")
+    A = v.array(A, "A", np.float32, 2)
+    B = v.array(B, "B", np.float32, 2)
+    if B.shape[0] != n:
+        raise ValueError(f"B: expected shape [{n}, r] to match W's n, got {B.shape}")
+    r = B.shape[1]
+    if A.shape != (r, k):
+        raise ValueError(f"A: expected shape ({r}, {k}) from B's rank and W's k, got {A.shape}")
+    scale = v.real(scale, "scale")
+    if seeds is None:
+        if x3.shape[0] != 1:
+            raise ValueError(f"x: without seeds the first dimension must be 1, got {x3.shape[0]}")
+        P, mode_i, dist_i, eps, layer_id = 1, 0, 0, 1.0, 0
+    else:
+        seeds = v.seeds(seeds)
+        eps = v.real(eps, "eps", positive=True)
+        layer_id = v.integer(layer_id, "layer_id", 0, 2**62)
+        mode_i = v.choice(mode, "mode", MODES)
+        dist_i = v.choice(dist, "dist", ZO_DISTS)
+        P = num_streams(mode, seeds.size)
+        if x3.shape[0] not in (1, P):
+            raise ValueError(f"x: first dimension must be 1 (shared input) or P = {P} streams, got {x3.shape[0]}")
+    m = x3.shape[1]
+    if P * m * n > 2**40:
+        raise ValueError(f"x: output of {P} x {m} x {n} elements is too large")
+    if out is not None:
+        out = v.array(out, "out", np.float32, 3, writeable=True)
+        if out.shape != (P, m, n):
+            raise ValueError(f"out: expected shape ({P}, {m}, {n}), got {out.shape}")
+        if any(np.may_share_memory(out, t) for t in (x3, w_scale, A, B) + ((bias,) if bias is not None else ())):
+            raise ValueError("out: must not overlap an input")
+    y = _kernels.qlinear_lora_s8(x3, W, w_scale, x_scale, bias, A, B, scale, seeds, eps, layer_id, mode_i, dist_i,
+                                 out)
+    return y[0] if (two_d and seeds is None and out is None) else y
+
+
 def qadapter_update_s8(q, scales, grads, lr, seed, streams=None, qas=False):
     """In place, for every tensor t: q[t] <- clip(SR(q[t] - lr * g[t] / s[t]), -127, 127). Returns q.
 
@@ -151,5 +217,5 @@ def qadapter_update_s8(q, scales, grads, lr, seed, streams=None, qas=False):
     return q
 
 
-__all__ = ["QWeightS8", "OUT_DTYPES", "qgemm_pack_s8", "qgemm_s8", "qadapter_update_s8", "MODES", "ZO_DISTS",
+__all__ = ["QWeightS8", "OUT_DTYPES", "qgemm_pack_s8", "qgemm_s8", "qlinear_lora_s8", "qadapter_update_s8", "MODES", "ZO_DISTS",
            "num_streams"]

@@ -188,3 +188,28 @@ def qadapter_update_s8(q, scales, grads, lr, seed, streams=None, qas=False):
         r = np.clip(r, -127, 127)
         qt[...] = np.where(np.isfinite(g), np.nan_to_num(r).astype(np.int8), qt)
     return q
+
+
+def qlinear_lora_s8(x, W, w_scale, x_scale, bias, A, B, scale, seeds=None, eps=0.0, layer_id=0, mode=CENTRAL,
+                    dist=GAUSSIAN):
+    """y[p] = qgemm_s8(xq, W, w_scale, x_scale, bias) + scale * (x[p or 0] A_p^T) B_p^T (quant.h), with
+    xq = int8(clip(round_half_away(x * (1 / x_scale)), -127, 127)) (float32 ops) and A_p, B_p perturbed by
+    stream p as in zo_perturbed_linear_f32 (seeds None: one unperturbed stream). The base is the exact qgemm_s8
+    result; the low-rank term is float64, added and rounded once."""
+    S, m, k = x.shape
+    n, r = B.shape
+    streams = [(0, 0.0)] if seeds is None else zo_stream_signs(mode, len(seeds))
+    inv = np.float32(1.0) / np.float32(x_scale)
+    xq = np.clip(round_half_away(x * inv), -127, 127).astype(np.int8)
+    base = qgemm_s8(xq.reshape(S * m, k), W, w_scale, np.float32(x_scale), bias).reshape(S, m, n)
+    y = np.empty((len(streams), m, n), dtype=np.float32)
+    x64, A64, B64 = (t.astype(np.float64) for t in (x, A, B))
+    for p, (kk, sigma) in enumerate(streams):
+        s = p if S > 1 else 0
+        Ap, Bp = A64, B64
+        if sigma != 0.0:
+            seed = int(seeds[kk])
+            Ap = A64 + sigma * float(np.float32(eps)) * zo_noise(seed, layer_id, 0, (r, k), dist)
+            Bp = B64 + sigma * float(np.float32(eps)) * zo_noise(seed, layer_id, 1, (n, r), dist)
+        y[p] = base[s].astype(np.float64) + float(scale) * ((x64[s] @ Ap.T) @ Bp.T)
+    return y

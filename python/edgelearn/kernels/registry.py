@@ -146,6 +146,32 @@ def _qadapter_result(fn):
     return run
 
 
+def _make_qlora(rng_: np.random.Generator, size: str, perturbed: bool = True, shared: bool = True) -> Case:
+    if size == "bench":
+        m, k, n, r, K = 512, 384, 1536, 8, 16
+    else:
+        m, k, n = (int(rng_.integers(1, 40)) for _ in range(3))
+        r, K = int(rng_.integers(1, 9)), int(rng_.integers(1, 5))
+    mode = "central" if size == "bench" or rng_.random() < 0.5 else "forward"
+    P = zo.num_streams(mode, K) if perturbed else 1
+    f = lambda *s: rng_.standard_normal(s).astype(np.float32)  # noqa: E731
+    x = f(1 if shared else P, m, k)
+    W = quant.qgemm_pack_s8(rng_.integers(-127, 128, size=(n, k), dtype=np.int8))
+    w_scale = (rng_.uniform(0.5, 1.5, n) / (127 * np.sqrt(k))).astype(np.float32)
+    bias = f(n) if size == "bench" or rng_.random() < 0.7 else None
+    root_k = np.float32(np.sqrt(k))
+    seeds = rng_.integers(0, 2**64, size=K, dtype=np.uint64) if perturbed else None
+    dist = "gaussian" if size == "bench" or rng_.random() < 0.7 else "rademacher"
+    return Case((x, W, w_scale, 4.0 / 127, bias, f(r, k) / root_k, f(n, r), 2.0, seeds, 1e-2,
+                 int(rng_.integers(0, 100)), mode, dist))
+
+
+def _reference_qlora(x, W, w_scale, x_scale, bias, A, B, scale, seeds=None, eps=1e-3, layer_id=0, mode="central",
+                     dist="gaussian", out=None):
+    return ref.qlinear_lora_s8(x, W, w_scale, x_scale, bias, A, B, scale, seeds, eps, layer_id, mode,
+                               zo.ZO_DISTS[dist])
+
+
 ENTRIES: dict[str, Entry] = {
     e.name: e
     for e in [
@@ -157,6 +183,8 @@ ENTRIES: dict[str, Entry] = {
               Tolerance(ulp=2), "zo"),
         Entry("qgemm_pack_s8", _pack_layout, ref.qgemm_pack_s8, _make_qpack, Tolerance(exact=True), "quant"),
         Entry("qgemm_s8", quant.qgemm_s8, ref.qgemm_s8, _make_qgemm, Tolerance(exact=True), "quant"),
+        Entry("qlinear_lora_s8", quant.qlinear_lora_s8, _reference_qlora, _make_qlora,
+              Tolerance(rtol=1e-4, atol=1e-4), "quant"),
         Entry("qadapter_update_s8", _qadapter_result(quant.qadapter_update_s8),
               _qadapter_result(ref.qadapter_update_s8), _make_qadapter, Tolerance(exact=True), "quant"),
     ]
@@ -169,4 +197,5 @@ VARIANTS: dict[str, list[Callable[[np.random.Generator, str], Case]]] = {
     "qgemm_s8": [lambda g, s: _make_qgemm(g, s, "int8"), lambda g, s: _make_qgemm(g, s, "float32", True),
                  lambda g, s: _make_qgemm(g, s, "int8", True)],
     "qadapter_update_s8": [lambda g, s: _make_qadapter(g, s, qas=True)],
+    "qlinear_lora_s8": [lambda g, s: _make_qlora(g, s, perturbed=False), lambda g, s: _make_qlora(g, s, shared=False)],
 }

@@ -1,0 +1,199 @@
+// qlinear_lora_s8: frozen int8 linear (qgemm_s8) + float LoRA adapter, plain or under P seed-regenerated
+// perturbations of the adapter (contract: quant.h).
+//
+// Plan. x [S*m, k] is quantized once (xq = clamp(round_half_away(x * (1/sx)), -127, 127)); the base product is one
+// qgemm_s8 call (float32 output, bias included): S = 1 into a scratch g [m, n] every stream reads, S = P straight
+// into y (P*m rows). The low-rank term follows zo_perturbed_linear_f32's plan and its small kernels exactly:
+// streams grouped by seed, a thread regenerates Z_A, Z_B when its group changes, per row
+//     c = s (x_i A^T + sigma eps x_i Z_A^T),   y[p, i] = (c_0 B_p^T[0] + ... + c_{r-1} B_p^T[r-1]) + base_i
+// so the low-rank term has the same numerics as the float zo kernel. Every output row is computed by one thread
+// in a fixed order: results do not depend on the thread count.
+#include <omp.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/small_kernels.h"
+#include "edgelearn/common.h"
+#include "edgelearn/quant.h"
+
+namespace edgelearn {
+
+namespace {
+
+constexpr double kParallelWork = 2e5;
+
+struct Stream {
+  int64_t p;
+  float sigma;
+};
+struct Group {
+  int64_t seed;  // index into seeds, -1 = unperturbed
+  int nstreams;
+  Stream s[2];
+};
+
+// Streams of group g (the zo kernel's grouping): K = 0 is the single plain stream.
+Group group_of(const QLoraArgs& a, int64_t g) {
+  if (a.K == 0) return {-1, 1, {{0, 0.0f}, {0, 0.0f}}};
+  if (a.mode == ZoMode::Central) return {g, 2, {{2 * g, 1.0f}, {2 * g + 1, -1.0f}}};
+  if (g == 0) return {-1, 1, {{0, 0.0f}, {0, 0.0f}}};
+  return {g - 1, 1, {{g, 1.0f}, {0, 0.0f}}};
+}
+
+std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(new float[size_t(std::max<int64_t>(n, 1))]); }
+
+inline float round_half_away(float v) {
+  const float t = std::trunc(v);
+  return std::fabs(v - t) >= 0.5f ? t + (v > 0.0f ? 1.0f : -1.0f) : t;
+}
+
+bool overlaps(const void* p, int64_t pbytes, const void* q, int64_t qbytes) {
+  if (!p || !q) return false;
+  const auto a = reinterpret_cast<uintptr_t>(p), b = reinterpret_cast<uintptr_t>(q);
+  return a < b + uintptr_t(qbytes) && b < a + uintptr_t(pbytes);
+}
+
+}  // namespace
+
+void qlinear_lora_check_args(const QLoraArgs& a) {
+  check(a.x && a.w && a.w_scale && a.A && a.B, "x, W, w_scale, A, B: must not be null");
+  qgemm_check_packed(*a.w, "W");
+  check(a.m >= 1 && a.k >= 1, "x: dimensions m and k must be >= 1");
+  check(a.k == a.w->k, "x: k = " + std::to_string(a.k) + " does not match W's k = " + std::to_string(a.w->k));
+  check(a.r >= 1, "A: rank r must be >= 1");
+  check(std::isfinite(a.x_scale) && a.x_scale >= FLT_MIN, "x_scale: must be finite, > 0 and a normal float32");
+  check(std::isfinite(1.0f / a.x_scale), "x_scale: 1 / x_scale overflows float32");
+  check(std::isfinite(a.scale), "scale: must be finite");
+  check(a.K >= 0, "seeds: K must be >= 0");
+  if (a.K > 0) {
+    check(a.seeds != nullptr, "seeds: must not be null");
+    check(a.mode == ZoMode::Central || a.mode == ZoMode::Forward, "mode: must be 0 (central) or 1 (forward)");
+    check(a.dist == Dist::Gaussian || a.dist == Dist::Rademacher, "dist: must be 0 (gaussian) or 1 (rademacher)");
+    check(std::isfinite(a.eps) && a.eps > 0.0f, "eps: must be finite and > 0");
+    check(a.layer_id <= (uint64_t(1) << 62), "layer_id: must be in [0, 2^62]");
+    checked_mul(a.K, 2, "seeds");
+  }
+  const int64_t P = qlora_num_streams(a);
+  check(a.S == 1 || a.S == P, "x: first dimension S must be 1 (shared input) or P = " + std::to_string(P));
+  checked_mul(checked_mul(a.S, a.m, "x"), a.k, "x");
+  checked_mul(a.r, a.k, "A");
+  checked_mul(a.w->n, a.r, "B");
+  const int64_t out = checked_mul(checked_mul(P, a.m, "out"), a.w->n, "out");
+  checked_mul(out, int64_t(sizeof(float)), "out");
+  check(out <= (int64_t(1) << 40), "out: P*m*n = " + std::to_string(out) + " elements exceeds 2^40");
+  for (int64_t j = 0; j < a.w->n; ++j)
+    check(std::isfinite(a.w_scale[j]) && a.w_scale[j] >= FLT_MIN,
+          "w_scale: must be finite, > 0 and a normal float32 (found " + std::to_string(a.w_scale[j]) + " at " +
+              std::to_string(j) + ")");
+}
+
+void qlinear_lora_s8(const QLoraArgs& a, float* y) {
+  qlinear_lora_check_args(a);
+  check(y != nullptr, "out: must not be null");
+  const int64_t m = a.m, k = a.k, n = a.w->n, r = a.r, S = a.S;
+  const int64_t P = qlora_num_streams(a), rows = S * m;
+  const int64_t yb = P * m * n * 4;
+  check(!overlaps(y, yb, a.x, rows * k * 4), "out: must not overlap x");
+  check(!overlaps(y, yb, a.A, r * k * 4), "out: must not overlap A");
+  check(!overlaps(y, yb, a.B, n * r * 4), "out: must not overlap B");
+  check(!overlaps(y, yb, a.w_scale, n * 4), "out: must not overlap w_scale");
+  check(!overlaps(y, yb, a.bias, a.bias ? n * 4 : 0), "out: must not overlap bias");
+
+  // 1. quantize x (finite values only: NaN/inf would have no int8 value)
+  std::vector<int8_t> xq(static_cast<size_t>(rows * k));
+  const float inv = 1.0f / a.x_scale;
+  int64_t bad = 0;
+  for (int64_t i = 0; i < rows * k; ++i) {
+    const float xv = a.x[i];
+    bad += !std::isfinite(xv);
+    const float q = std::isfinite(xv) ? round_half_away(xv * inv) : 0.0f;
+    xq[size_t(i)] = int8_t(std::min(127.0f, std::max(-127.0f, q)));
+  }
+  check(bad == 0, "x: must be finite (found " + std::to_string(bad) + " NaN/inf values)");
+
+  // 2. the frozen int8 product (bias included), exact qgemm_s8 float32 output
+  QGemmArgs q;
+  q.x = xq.data(), q.m = rows, q.k = k, q.x_zero_point = 0, q.x_scale = &a.x_scale, q.x_scale_len = 1;
+  q.w = a.w, q.w_scale = a.w_scale, q.bias = a.bias, q.out = QOut::F32;
+  std::unique_ptr<float[]> g;
+  float* base = y;
+  if (S == 1) {
+    g = scratch(m * n);
+    base = g.get();
+  }
+  qgemm_s8(q, base);
+
+  // 3. the low-rank term (zo_perturbed_linear_f32's plan), added to the base rows
+  std::unique_ptr<float[]> BT = scratch(r * n), U0;
+  small::transpose(a.B, n, r, BT.get());
+  if (S == 1) U0 = scratch(m * r);
+  const int64_t G = a.K == 0 ? 1 : a.mode == ZoMode::Central ? a.K : a.K + 1;
+  const uint64_t streamA = zo_stream(a.layer_id, 0), streamB = zo_stream(a.layer_id, 1);
+  const int nth = std::max(1, omp_get_max_threads());
+  int64_t rb = std::max<int64_t>(8, std::min<int64_t>(64, (m * G + 4 * nth - 1) / (4 * nth)));
+  rb = (rb + 1) / 2 * 2;
+  const int64_t nrb = (m + rb - 1) / rb, ntask = G * nrb;
+  const float sc = a.scale, eps = a.eps;
+  const double work = double(P) * double(m) * double(r) * double(n + 2 * k) + double(G) * double(r) * double(k + n) * 20;
+#pragma omp parallel if (work > kParallelWork)
+  {
+    if (S == 1) {
+#pragma omp for schedule(static)
+      for (int64_t b0 = 0; b0 < nrb; ++b0) {
+        const int64_t i0 = b0 * rb, i1 = std::min(m, i0 + rb);
+        small::dot_rows(a.x + i0 * k, i1 - i0, k, a.A, r, k, U0.get() + i0 * r, r);
+      }
+    }
+    const bool any_noise = a.K > 0;
+    std::unique_ptr<float[]> AZ = scratch((any_noise ? 2 : 1) * r * k), ZB, ZBT, Bp;
+    if (any_noise) ZB = scratch(n * r), ZBT = scratch(r * n), Bp = scratch(2 * r * n);
+    std::copy(a.A, a.A + r * k, AZ.get());
+    float* const ZA = AZ.get() + r * k;
+    std::vector<float> UV(static_cast<size_t>(2 * r * rb)), c(static_cast<size_t>(r));
+    int64_t cur = -2;
+#pragma omp for schedule(dynamic, std::max<int64_t>(1, nrb / 2))
+    for (int64_t task = 0; task < ntask; ++task) {
+      const int64_t gi = task / nrb, i0 = (task % nrb) * rb, i1 = std::min(m, i0 + rb), mm = i1 - i0;
+      const Group grp = group_of(a, gi);
+      const bool perturbed = grp.seed >= 0;
+      if (perturbed && cur != gi) {
+        const uint64_t seed = a.seeds[grp.seed];
+        philox_fill(seed, streamA, 0, r * k, a.dist, ZA);
+        philox_fill(seed, streamB, 0, n * r, a.dist, ZB.get());
+        small::transpose(ZB.get(), n, r, ZBT.get());
+        for (int s = 0; s < grp.nstreams; ++s)
+          small::axpy_f32(Bp.get() + s * r * n, BT.get(), grp.s[s].sigma * eps, ZBT.get(), r * n);
+      }
+      cur = gi;
+      if (S == 1 && perturbed) small::dot_rows(a.x + i0 * k, mm, k, ZA, r, k, UV.data(), r);
+      for (int s = 0; s < grp.nstreams; ++s) {
+        const int64_t p = grp.s[s].p;
+        const float se = grp.s[s].sigma * eps;
+        const float* bt = perturbed ? Bp.get() + s * r * n : BT.get();
+        const float *u0, *v;
+        int64_t ld;
+        if (S == 1) {
+          u0 = U0.get() + i0 * r, v = UV.data(), ld = r;
+        } else {
+          const int64_t nr = perturbed ? 2 * r : r;
+          small::dot_rows(a.x + (p * m + i0) * k, mm, k, AZ.get(), nr, k, UV.data(), nr);
+          u0 = UV.data(), v = UV.data() + r, ld = nr;
+        }
+        for (int64_t i = 0; i < mm; ++i) {
+          for (int64_t j = 0; j < r; ++j)
+            c[size_t(j)] = sc * (perturbed ? u0[i * ld + j] + se * v[i * ld + j] : u0[i * ld + j]);
+          float* dst = y + (p * m + i0 + i) * n;
+          const float* src = S == 1 ? g.get() + (i0 + i) * n : dst;
+          small::rank_update_row(src, nullptr, c.data(), bt, r, n, dst, false);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace edgelearn

@@ -127,3 +127,69 @@ def qadapter_update_s8(
     qas: bool,  # grads are dL/dq, scaled by s^-2
 ) -> None:
     """In place: q = clip(SR(q - lr g s^-1 (qas: s^-2)), -127, 127); NaN/inf gradients: ValueError after the pass."""
+
+# --- speech (speech.h)
+def speech_logmel_f32(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """float32 audio [n >= 480] at 16 kHz -> ln(mel + 2^-20) [T, 40], T = 1 + (n - 480) // 320."""
+
+def speech_logmel_q15(x: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    """int16 audio [n >= 480] at 16 kHz -> Q10 ln(mel) [T, 40] (integer algorithm of speech.h)."""
+
+class _LogMelStreamF32:
+    fill: int
+    frames: int
+    def __init__(self) -> None: ...
+    def push(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+class _LogMelStreamQ15:
+    fill: int
+    frames: int
+    def __init__(self) -> None: ...
+    def push(self, x: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]: ...
+
+def speech_mask_segments_s16(
+    x: npt.NDArray[np.int16], gates: npt.NDArray[np.uint8], seg_len: int, ramp: int
+) -> npt.NDArray[np.int16]:
+    """Keep/drop gates over segments of seg_len samples, raised-cosine ramps of `ramp` samples (even)."""
+
+class _MaskStream:
+    pending: int
+    n_in: int
+    n_gates: int
+    def __init__(self, seg_len: int, ramp: int, capacity: int) -> None: ...
+    def push(self, x: npt.NDArray[np.int16], gates: npt.NDArray[np.uint8]) -> npt.NDArray[np.int16]: ...
+    def finish(self) -> npt.NDArray[np.int16]: ...
+
+class _GateNet:
+    F: int
+    n_layers: int
+    macs_per_segment: int
+
+def _speech_gate_net_parse(net: npt.NDArray[np.uint8]) -> _GateNet:
+    """Parse and validate a gate-network blob (ValueError naming 'net')."""
+
+def speech_gate_net_s8(
+    feat: npt.NDArray[np.int16], net: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
+    """q15 log-mel [T, 40] + blob -> (logits int32 [S], gates uint8 [S]), S = ceil(T / F)."""
+
+def _speech_level() -> str:
+    """Lane path of the float front-end: 'avx512', 'avx2' or 'baseline'."""
+
+def _speech_force_level(level: str) -> None:
+    """For tests and benchmarks: 'baseline', 'avx2', 'avx512' (clamped to the CPU) or '' (the best one)."""
+
+def _speech_rfft512_f32(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The front-end's float 512-point real FFT: [514] interleaved re, im of X[0..256]."""
+
+def _speech_rfft512_q15(x: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
+    """The q15 front-end's integer 512-point real FFT (2X): [514] interleaved; inputs in (-2^15, 2^15)."""
+
+def _speech_log_q10(acc: npt.NDArray[np.uint64]) -> npt.NDArray[np.int16]:
+    """Q10 ln(acc 2^-45) of mel accumulators (the q15 front-end's integer log)."""
+
+def _speech_tables() -> dict[str, np.ndarray]:
+    """The front-end tables (window, Q30 twiddles, sparse mel weights, log2 table)."""
+
+def _speech_info() -> dict[str, int]:
+    """Constants and struct sizes of the speech kernels (for costing)."""

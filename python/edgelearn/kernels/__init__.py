@@ -20,4 +20,10 @@ __all__ = [
     "qgemm_s8",
     "qlinear_lora_s8",
     "qadapter_update_s8",
+    "speech_logmel_f32",
+    "speech_logmel_q15",
+    "LogMelStream",
+    "speech_mask_segments_s16",
+    "MaskStream",
+    "speech_gate_net_s8",
 ]

@@ -213,3 +213,191 @@ def qlinear_lora_s8(x, W, w_scale, x_scale, bias, A, B, scale, seeds=None, eps=0
             Bp = B64 + sigma * float(np.float32(eps)) * zo_noise(seed, layer_id, 1, (n, r), dist)
         y[p] = base[s].astype(np.float64) + float(scale) * ((x64[s] @ Ap.T) @ Bp.T)
     return y
+
+
+# ================================================================================================== speech
+# Twins of csrc/include/edgelearn/speech.h. The float front-end twin is float64 (the mathematical definition);
+# the q15 front-end, the masks and the gate network are integer algorithms defined here bit for bit.
+SPEECH_SR, SPEECH_FRAME, SPEECH_HOP, SPEECH_NFFT, SPEECH_NMELS = 16000, 480, 320, 512, 40
+SPEECH_LOG_EPS = 2.0**-20
+
+
+def speech_num_frames(n: int) -> int:
+    return 0 if n < SPEECH_FRAME else 1 + (n - SPEECH_FRAME) // SPEECH_HOP
+
+
+def speech_hann() -> np.ndarray:
+    """Periodic Hann window of 480 samples (float64)."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(SPEECH_FRAME) / SPEECH_FRAME)
+
+
+def speech_mel_weights() -> np.ndarray:
+    """[40, 257] float64: librosa.filters.mel(sr=16000, n_fft=512, n_mels=40, fmin=0, fmax=8000, htk=True,
+    norm=None), written out (HTK mel = 2595 log10(1 + f / 700))."""
+    fft_freqs = np.arange(SPEECH_NFFT // 2 + 1) * (SPEECH_SR / SPEECH_NFFT)
+    m_max = 2595.0 * np.log10(1.0 + 8000.0 / 700.0)
+    mels = np.arange(SPEECH_NMELS + 2) * (m_max / (SPEECH_NMELS + 1))
+    hz = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    fdiff = np.diff(hz)
+    ramps = hz[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    return np.maximum(0.0, np.minimum(lower, upper))
+
+
+def _speech_frames(x: np.ndarray) -> np.ndarray:
+    T = speech_num_frames(x.shape[0])
+    idx = np.arange(T)[:, None] * SPEECH_HOP + np.arange(SPEECH_FRAME)[None, :]
+    return x[idx]
+
+
+def speech_logmel_f32(x) -> np.ndarray:
+    """ln(mel(|rfft512(hann * frame)|^2) + 2^-20) per 30 ms frame, 20 ms hop: float32 [T, 40] (float64 inside)."""
+    frames = _speech_frames(np.asarray(x, np.float64)) * speech_hann()
+    P = np.abs(np.fft.rfft(frames, SPEECH_NFFT, axis=1)) ** 2
+    return np.log(P @ speech_mel_weights().T + SPEECH_LOG_EPS).astype(np.float32)
+
+
+def _q(v: np.ndarray, one: float) -> np.ndarray:
+    return np.floor(v * one + 0.5).astype(np.int64)
+
+
+def _cmul_q30(br, bi, c, s):
+    """(br + i bi) (c + i s) with Q30 twiddles, each part rounded once: (.. + 2^29) >> 30 (int64)."""
+    return (br * c - bi * s + (1 << 29)) >> 30, (br * s + bi * c + (1 << 29)) >> 30
+
+
+def speech_rfft512_q15(xw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer 512-point real FFT of xw [..., 512] (int64 values < 2^15): (Re, Im) of 2X [..., 257], speech.h."""
+    xw = np.asarray(xw, np.int64)
+    zr, zi = xw[..., 0::2], xw[..., 1::2]
+    bits = np.arange(256)
+    rev = np.zeros(256, np.int64)
+    for b in range(8):
+        rev |= ((bits >> b) & 1) << (7 - b)
+    ar, ai = zr[..., rev].copy(), zi[..., rev].copy()
+    t = np.arange(128)
+    c, s = _q(np.cos(-2 * np.pi * t / 256), 2.0**30), _q(np.sin(-2 * np.pi * t / 256), 2.0**30)
+    m = 2
+    while m <= 256:
+        half = m // 2
+        for j in range(half):
+            k = np.arange(0, 256, m) + j
+            tr, ti = _cmul_q30(ar[..., k + half], ai[..., k + half], c[j * (256 // m)], s[j * (256 // m)])
+            ur, ui = ar[..., k], ai[..., k]
+            ar[..., k], ai[..., k], ar[..., k + half], ai[..., k + half] = ur + tr, ui + ti, ur - tr, ui - ti
+        m *= 2
+    k = np.arange(257)
+    km, kn = k % 256, (256 - k) % 256
+    Ar, Ai, Br, Bi = ar[..., km], ai[..., km], ar[..., kn], -ai[..., kn]
+    Er, Ei, Dr, Di = Ar + Br, Ai + Bi, Ar - Br, Ai - Bi
+    Or, Oi = Di, -Dr
+    kc, ks = _q(np.cos(-2 * np.pi * k / 512), 2.0**30), _q(np.sin(-2 * np.pi * k / 512), 2.0**30)
+    pr, pi = _cmul_q30(Or, Oi, kc, ks)
+    return Er + pr, Ei + pi
+
+
+def speech_log2_table() -> np.ndarray:
+    return _q(np.log2(1.0 + np.arange(65) / 64.0), 2.0**30)
+
+
+def speech_log_q10(acc) -> np.ndarray:
+    """Integer log of uint64 mel accumulators (>= 2^25): Q10 ln(acc 2^-45), int16 (speech.h)."""
+    acc = np.asarray(acc, np.uint64)
+    e = np.floor(np.log2(acc.astype(np.float64))).astype(np.int64)
+    # floor(log2) exactly: fix the float estimate near powers of two
+    e = np.where((acc >> e.astype(np.uint64)) == 0, e - 1, e)
+    e = np.where((acc >> (e + 1).astype(np.uint64)) != 0, e + 1, e)
+    up = np.where(e >= 30, acc >> np.maximum(e - 30, 0).astype(np.uint64),
+                  acc << np.maximum(30 - e, 0).astype(np.uint64)).astype(np.int64)
+    f = up - (1 << 30)
+    L = speech_log2_table()
+    i, r = f >> 24, f & ((1 << 24) - 1)
+    lv = L[i] + (((L[i + 1] - L[i]) * r + (1 << 23)) >> 24)
+    t = ((e - 45) << 30) + lv
+    return np.clip((t * 11629080 + (1 << 43)) >> 44, -32768, 32767).astype(np.int16)
+
+
+def speech_logmel_q15(x) -> np.ndarray:
+    """The integer front-end of speech.h: int16 [n] -> Q10 log-mel int16 [T, 40]."""
+    frames = _speech_frames(np.asarray(x, np.int64))
+    wq = _q(speech_hann(), 32767.0)
+    xw = np.zeros((frames.shape[0], SPEECH_NFFT), np.int64)
+    xw[:, :SPEECH_FRAME] = (frames * wq + (1 << 14)) >> 15
+    Xr, Xi = speech_rfft512_q15(xw)
+    P = (Xr * Xr + Xi * Xi) >> 2
+    mq = _q(speech_mel_weights(), 32768.0).astype(np.uint64)
+    acc = np.full((frames.shape[0], SPEECH_NMELS), 1 << 25, np.uint64)
+    Pu = P.astype(np.uint64)
+    for b in range(SPEECH_NMELS):  # uint64 sums (a float matmul would round)
+        nz = np.flatnonzero(mq[b])
+        acc[:, b] += (Pu[:, nz] * mq[b, nz]).sum(axis=1, dtype=np.uint64)
+    return speech_log_q10(acc)
+
+
+def speech_ramp_table(ramp: int) -> np.ndarray:
+    return _q(0.5 * (1.0 - np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)), 32768.0)
+
+
+def speech_mask_gains(n: int, gates, seg_len: int, ramp: int) -> np.ndarray:
+    """Q15 gain of every sample (int64 [n]) for gates over segments of seg_len samples, raised-cosine ramps."""
+    g = np.asarray(gates).astype(np.int64)
+    s = np.arange(n) // seg_len
+    gain = g[s] * 32768
+    r = speech_ramp_table(ramp)
+    h = ramp // 2
+    for b in range(1, len(g)):
+        if g[b] == g[b - 1]:
+            continue
+        start = b * seg_len - h
+        i = np.arange(ramp)
+        pos = start + i
+        ok = (pos >= 0) & (pos < n)
+        gain[pos[ok]] = r[i[ok]] if g[b] else 32768 - r[i[ok]]
+    return gain
+
+
+def speech_mask_segments_s16(x, gates, seg_len: int, ramp: int) -> np.ndarray:
+    """y = (x * gain + 2^14) >> 15 with the gains of speech_mask_gains (speech.h). int16 [n]."""
+    x = np.asarray(x, np.int64)
+    n = x.shape[0]
+    S = -(-n // seg_len)
+    gain = speech_mask_gains(n, np.asarray(gates)[:S], seg_len, ramp)
+    return ((x * gain + (1 << 14)) >> 15).astype(np.int16)
+
+
+def _round_div_away(a: np.ndarray, d: np.ndarray) -> np.ndarray:
+    q = (np.abs(a) + d // 2) // d
+    return np.where(a < 0, -q, q)
+
+
+def speech_gate_net_s8(feat, net: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The int8 gate network of speech.h on q15 features [T, 40] with weights `net` (the dict of
+    edgelearn.kernels.speech.gate_net_unpack). Returns (logits int32 [S], gates uint8 [S])."""
+    feat = np.asarray(feat, np.int64)
+    T, F = feat.shape[0], int(net["F"])
+    S = -(-T // F)
+    seg = np.arange(T) // F
+    sums = np.zeros((S, feat.shape[1]), np.int64)
+    np.add.at(sums, seg, feat)
+    cnt = np.bincount(seg, minlength=S).astype(np.int64)[:, None]
+    p = _round_div_away(sums, cnt)
+    sh = int(net["in_shift"])
+    a = np.clip(((p - np.asarray(net["in_offset"], np.int64)) * np.asarray(net["in_mult"], np.int64)
+                 + (1 << (sh - 1))) >> sh, -128, 127)
+    layers = net["layers"]
+    for li, L in enumerate(layers):
+        W = np.asarray(L["W"], np.int64)  # [cout, k, cin]
+        k = W.shape[1]
+        pad = np.zeros((S + k - 1, a.shape[1]), np.int64)
+        pad[k // 2: k // 2 + S] = a
+        acc = np.asarray(L["bias"], np.int64)[None, :].repeat(S, 0)
+        for j in range(k):
+            acc = acc + pad[j: j + S] @ W[:, j, :].T
+        if li == len(layers) - 1:
+            logits = acc[:, 0].astype(np.int32)
+            return logits, (logits > 0).astype(np.uint8)
+        shift = np.asarray(L["shift"], np.int64)
+        v = (acc * np.asarray(L["mult"], np.int64) + (np.int64(1) << (shift - 1))) >> shift
+        a = np.clip(v, 0 if L["relu"] else -128, 127)
+    raise ValueError("net: no layers")

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import reference as ref
 from . import quant, rng, zo
+from . import speech
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,97 @@ ENTRIES: dict[str, Entry] = {
               _qadapter_result(ref.qadapter_update_s8), _make_qadapter, Tolerance(exact=True), "quant"),
     ]
 }
+
+
+# ------------------------------------------------------------------------------------------------ speech
+def speech_test_audio(rng_: np.random.Generator, n: int) -> np.ndarray:
+    """Speech-like float32 audio in [-1, 1]: a gliding harmonic voice under an envelope, noise, a silent gap."""
+    t = np.arange(n) / 16000.0
+    f0 = rng_.uniform(90, 250) * (1 + 0.2 * np.sin(2 * np.pi * rng_.uniform(0.5, 3) * t))
+    phase = 2 * np.pi * np.cumsum(f0) / 16000.0
+    voice = sum(np.sin(h * phase) / h for h in range(1, 12))
+    env = 0.5 * (1 + np.sin(2 * np.pi * rng_.uniform(1, 5) * t + rng_.uniform(0, 6)))
+    x = 0.2 * env * voice + rng_.uniform(0.001, 0.05) * rng_.standard_normal(n)
+    if n > 2000:
+        i = int(rng_.integers(0, n - 1000))
+        x[i: i + 1000] = 0.0  # digital silence: the log floor
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def _make_logmel_f32(rng_: np.random.Generator, size: str) -> Case:
+    n = 160000 if size == "bench" else int(rng_.integers(480, 9000))
+    return Case((speech_test_audio(rng_, n),))
+
+
+def _make_logmel_q15(rng_: np.random.Generator, size: str) -> Case:
+    n = 160000 if size == "bench" else int(rng_.integers(480, 9000))
+    x = speech.float_to_q15(speech_test_audio(rng_, n) * np.float32(rng_.choice([0.05, 1.0, 4.0])))
+    return Case((x,))
+
+
+def _make_mask(rng_: np.random.Generator, size: str) -> Case:
+    if size == "bench":
+        n, L, R = 160000, 640, 80
+    else:
+        n, L = int(rng_.integers(1, 6000)), int(rng_.integers(2, 900))
+        R = 2 * int(rng_.integers(1, min(L, 512) // 2 + 1))
+    x = rng_.integers(-32768, 32768, size=n, dtype=np.int16)
+    gates = (rng_.random(speech.num_segments(n, L) + int(rng_.integers(0, 3))) < 0.6).astype(np.uint8)
+    return Case((x, gates, L, R))
+
+
+def speech_random_gate_net(rng_: np.random.Generator, F: int | None = None, hidden=None, k=None) -> dict:
+    """A random valid int8 gate network dict (for tests and benchmarks)."""
+    F = int(rng_.integers(1, 5)) if F is None else F
+    hidden = [int(h) for h in rng_.integers(1, 65, size=int(rng_.integers(0, 3)))] if hidden is None else hidden
+    dims = [speech.N_MELS, *hidden, 1]
+    layers = []
+    for i, (cin, cout) in enumerate(zip(dims[:-1], dims[1:])):
+        kk = int(rng_.choice([1, 3, 5, 9])) if k is None else k
+        last = i == len(dims) - 2
+        layers.append({"W": rng_.integers(-127, 128, size=(cout, kk, cin), dtype=np.int8),
+                       "bias": rng_.integers(-50000, 50000, size=cout).astype(np.int32),
+                       "mult": rng_.integers(2**30, 2**31 - 1, size=cout).astype(np.int32),
+                       "shift": rng_.integers(38, 46, size=cout).astype(np.int32),
+                       "relu": bool(not last and rng_.random() < 0.8)})
+    return {"F": F, "in_shift": 20, "in_offset": rng_.integers(-14000, 4000, size=40).astype(np.int32),
+            "in_mult": rng_.integers(1000, 40000, size=40).astype(np.int32), "layers": layers}
+
+
+def _make_gate_net(rng_: np.random.Generator, size: str) -> Case:
+    if size == "bench":
+        net = speech_random_gate_net(rng_, F=2, hidden=[32, 32], k=5)
+        T = 199  # 4 s of audio
+    else:
+        net = speech_random_gate_net(rng_)
+        T = int(rng_.integers(1, 120))
+    feat = rng_.integers(-14196, 12776, size=(T, 40)).astype(np.int16)
+    return Case((feat, speech.gate_net_pack(net)))
+
+
+def _gate_logits(fn):
+    def run(feat, net):
+        return fn(feat, net)[0]
+    return run
+
+
+def _reference_gate_net(feat, net):
+    return ref.speech_gate_net_s8(feat, speech.gate_net_unpack(net))
+
+
+ENTRIES.update({
+    e.name: e
+    for e in [
+        Entry("speech_logmel_f32", speech.speech_logmel_f32, ref.speech_logmel_f32, _make_logmel_f32,
+              Tolerance(atol=1e-5), "speech"),
+        Entry("speech_logmel_q15", speech.speech_logmel_q15, ref.speech_logmel_q15, _make_logmel_q15,
+              Tolerance(exact=True), "speech"),
+        Entry("speech_mask_segments_s16", speech.speech_mask_segments_s16, ref.speech_mask_segments_s16,
+              _make_mask, Tolerance(exact=True), "speech"),
+        Entry("speech_gate_net_s8", _gate_logits(speech.speech_gate_net_s8), _gate_logits(_reference_gate_net),
+              _make_gate_net, Tolerance(exact=True), "speech"),
+    ]
+})
 
 # Extra input makers run by the parity tests for an entry (other modes of the same kernel).
 VARIANTS: dict[str, list[Callable[[np.random.Generator, str], Case]]] = {

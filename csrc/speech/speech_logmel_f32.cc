@@ -1,0 +1,143 @@
+// speech_logmel_f32: the float32 log-mel front-end (speech.h), offline and streaming. Frames go through
+// frames_lanes<L> 16, 8 or 4 at a time (avx512f, avx2, baseline SSE2 targets chosen at run time) and 1 at a time
+// for tails and streams; every lane width performs the same operations, so every path gives the same bits.
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "edgelearn/common.h"
+#include "edgelearn/speech.h"
+
+namespace edgelearn {
+
+namespace base {
+#include "logmel_f32_lanes.inc"
+}  // namespace base
+#if defined(__x86_64__) || defined(__i386__)
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace avx2 {
+#include "logmel_f32_lanes.inc"
+}  // namespace avx2
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace avx512 {
+#include "logmel_f32_lanes.inc"
+}  // namespace avx512
+#pragma GCC pop_options
+#endif
+
+namespace {
+
+enum Level { kBase = 0, kAvx2 = 1, kAvx512 = 2 };
+int g_forced = -1;
+
+int best_level() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (__builtin_cpu_supports("avx512f")) return kAvx512;
+  if (__builtin_cpu_supports("avx2")) return kAvx2;
+#endif
+  return kBase;
+}
+int level() {
+  static const int best = best_level();
+  return g_forced < 0 || g_forced > best ? best : g_forced;
+}
+
+void check_audio(const float* x, int64_t n, const char* name) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!(std::fabs(x[i]) <= 32768.0f))
+      throw ArgError(std::string(name) + ": " + (std::isfinite(x[i]) ? "|value| > 32768" : "NaN or inf") +
+                     " at " + std::to_string(i) + " (float audio is expected in [-1, 1])");
+}
+
+}  // namespace
+
+const char* speech_level() {
+  static const char* names[] = {"baseline", "avx2", "avx512"};
+  return names[level()];
+}
+void speech_force_level(const char* lv) {
+  const std::string s(lv);
+  if (s.empty()) g_forced = -1;
+  else if (s == "baseline" || s == "scalar") g_forced = kBase;
+  else if (s == "avx2") g_forced = kAvx2;
+  else if (s == "avx512") g_forced = kAvx512;
+  else throw ArgError("level: expected '', 'baseline', 'avx2' or 'avx512', got '" + s + "'");
+}
+
+float speech_ln_f32(float x) { return base::ln_lane(x); }
+
+void speech_logmel_f32(const float* x, int64_t n, float* feat) {
+  check(n >= SPEECH_FRAME, "x: need at least 480 samples (one 30 ms frame at 16 kHz), got " + std::to_string(n));
+  check_audio(x, n, "x");
+  const int64_t T = speech_num_frames(n);
+  const int lv = level();
+  const int L = lv == kAvx512 ? 16 : lv == kAvx2 ? 8 : 4;
+  const int64_t nb = T / L;
+  (void)speech_tables();  // built before the threads start
+#pragma omp parallel for schedule(static) if (nb >= 256)  // long audio only: cheap frames, busy cores
+  for (int64_t bi = 0; bi < nb; ++bi) {
+    const float* src[16];
+    for (int l = 0; l < L; ++l) src[l] = x + (bi * L + l) * SPEECH_HOP;
+    float* out = feat + bi * L * SPEECH_NMELS;
+#if defined(__x86_64__) || defined(__i386__)
+    if (lv == kAvx512) avx512::frames_lanes<16>(src, out);
+    else if (lv == kAvx2) avx2::frames_lanes<8>(src, out);
+    else
+#endif
+      base::frames_lanes<4>(src, out);
+  }
+  for (int64_t t = nb * L; t < T; ++t) {
+    const float* src[1] = {x + t * SPEECH_HOP};
+    base::frames_lanes<1>(src, feat + t * SPEECH_NMELS);
+  }
+}
+
+int64_t speech_logmel_stream_push_f32(LogMelStreamF32* st, const float* x, int64_t n, float* feat) {
+  check(st != nullptr, "state: null");
+  check(n >= 0, "x: negative length");
+  check(st->fill >= 0 && st->fill < SPEECH_FRAME, "state: corrupt fill count");
+  check_audio(x, n, "x");
+  int64_t out = 0;
+  while (n > 0) {
+    const int64_t take = std::min<int64_t>(n, SPEECH_FRAME - st->fill);
+    std::memcpy(st->buf + st->fill, x, size_t(take) * sizeof(float));
+    st->fill += int32_t(take), x += take, n -= take;
+    if (st->fill == SPEECH_FRAME) {
+      const float* src[1] = {st->buf};
+      base::frames_lanes<1>(src, feat + out * SPEECH_NMELS);
+      ++out, ++st->frames;
+      std::memmove(st->buf, st->buf + SPEECH_HOP, sizeof(float) * (SPEECH_FRAME - SPEECH_HOP));
+      st->fill = SPEECH_FRAME - SPEECH_HOP;
+    }
+  }
+  return out;
+}
+
+void speech_rfft512_f32(const float* x, float* X) {
+  // the transform of frames_lanes<1> without window and mel: run it on a window-free copy
+  const SpeechTables& T = speech_tables();
+  float ar[256], ai[256];
+  for (int n = 0; n < 256; ++n) ar[n] = x[2 * T.bitrev[n]], ai[n] = x[2 * T.bitrev[n] + 1];
+  for (int m = 2; m <= 256; m *= 2) {
+    const int half = m / 2, step = 256 / m;
+    for (int k = 0; k < 256; k += m)
+      for (int j = 0; j < half; ++j) {
+        const float c = T.tw_re[j * step], s = T.tw_im[j * step];
+        const float yr = ar[k + j + half], yi = ai[k + j + half];
+        const float tr = yr * c - yi * s, ti = yr * s + yi * c, ur = ar[k + j], ui = ai[k + j];
+        ar[k + j] = ur + tr, ai[k + j] = ui + ti, ar[k + j + half] = ur - tr, ai[k + j + half] = ui - ti;
+      }
+  }
+  for (int k = 0; k < SPEECH_NBINS; ++k) {
+    const int km = k & 255, kn = (256 - k) & 255;
+    const float c = T.sp_re[k], s = T.sp_im[k];
+    const float er = ar[km] + ar[kn], ei = ai[km] - ai[kn], o_r = ai[km] + ai[kn], o_i = -(ar[km] - ar[kn]);
+    X[2 * k] = 0.5f * (er + (o_r * c - o_i * s));
+    X[2 * k + 1] = 0.5f * (ei + (o_r * s + o_i * c));
+  }
+}
+
+}  // namespace edgelearn

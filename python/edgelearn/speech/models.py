@@ -1,0 +1,104 @@
+"""Models: the cloud SLU model, hard-concrete gates (L0 relaxation) and the on-device gate network.
+
+Segments are uniform: SEG samples (40 ms = 2 feature hops). Segment s covers samples [s*SEG, (s+1)*SEG) and its
+gate is computed from the feature frames 2s and 2s+1 and their context (the convolutions' receptive field).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edgelearn.speech.audio import HOP
+from edgelearn.speech.features import N_MEL
+
+FRAMES_PER_SEG = 2
+SEG = FRAMES_PER_SEG * HOP   # 640 samples, 40 ms
+RAMP = 64                    # samples of linear fade at each edge of a dropped run (4 ms): no clicks
+
+# hard-concrete (Louizos et al. 2018) stretch and temperature
+HC_BETA, HC_GAMMA, HC_ZETA = 2.0 / 3.0, -0.1, 1.1
+
+
+def hard_concrete_sample(log_alpha: torch.Tensor, beta: float = HC_BETA) -> torch.Tensor:
+    """A relaxed gate in [0, 1] with point masses at 0 and 1 (reparameterised: gradients flow to log_alpha)."""
+    u = torch.rand_like(log_alpha).clamp(1e-6, 1 - 1e-6)
+    s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / beta)
+    return (s * (HC_ZETA - HC_GAMMA) + HC_GAMMA).clamp(0.0, 1.0)
+
+
+def hard_concrete_p_open(log_alpha: torch.Tensor, beta: float = HC_BETA) -> torch.Tensor:
+    """P(gate != 0): the expected L0 norm per gate, differentiable."""
+    return torch.sigmoid(log_alpha - beta * math.log(-HC_GAMMA / HC_ZETA))
+
+
+def hard_concrete_deterministic(log_alpha: torch.Tensor) -> torch.Tensor:
+    """The gate at test time: the stretched sigmoid's median, clamped; binarised with > 0.5 by callers."""
+    return (torch.sigmoid(log_alpha) * (HC_ZETA - HC_GAMMA) + HC_GAMMA).clamp(0.0, 1.0)
+
+
+def normalise(feats: torch.Tensor) -> torch.Tensor:
+    """Per-utterance, per-band mean/variance normalisation of [B, T, 40] log-mel."""
+    mu = feats.mean(1, keepdim=True)
+    sd = feats.std(1, keepdim=True) + 1e-3
+    return (feats - mu) / sd
+
+
+class CloudSLU(nn.Module):
+    """Cloud intent classifier over log-mel: input batch-norm (log floor clamped at -10), four 1-D convolutions
+    (the last two dilated, x2 time downsampling), mean+max pooling over time, linear head."""
+
+    def __init__(self, n_intents: int, width: int = 64):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(N_MEL)
+        self.convs = nn.ModuleList([nn.Conv1d(N_MEL, width, 5, padding=2),
+                                    nn.Conv1d(width, width, 5, stride=2, padding=2),
+                                    nn.Conv1d(width, width, 5, padding=4, dilation=2),
+                                    nn.Conv1d(width, width, 5, padding=8, dilation=4)])
+        self.bns = nn.ModuleList([nn.BatchNorm1d(width) for _ in self.convs])
+        self.drop = nn.Dropout(0.2)
+        self.head = nn.Linear(2 * width, n_intents)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, 40] -> [B, n_intents]
+        h = self.norm(feats.clamp(min=-10.0).transpose(1, 2))
+        for conv, bn in zip(self.convs, self.bns):
+            h = F.relu(bn(conv(h)))
+        return self.head(self.drop(torch.cat([h.mean(-1), h.amax(-1)], -1)))
+
+
+class GateNet(nn.Module):
+    """On-device gate network: per-frame features -> conv(40->C, k=5) -> ReLU -> conv(C->C, k=5) -> ReLU ->
+    average over the segment's 2 frames -> linear(C->1) = log_alpha of the segment's hard-concrete gate.
+
+    Inputs are log-mel frames normalised by fixed (training-set) per-band statistics `mu`, `sd`, so that it runs
+    streaming on the device with no per-utterance pass; receptive field 9 frames (4 frames = 80 ms look-ahead).
+    """
+
+    def __init__(self, channels: int = 16, kernel: int = 5):
+        super().__init__()
+        self.conv1 = nn.Conv1d(N_MEL, channels, kernel, padding=kernel // 2)
+        self.conv2 = nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
+        self.out = nn.Linear(channels, 1)
+        self.register_buffer("mu", torch.zeros(N_MEL))
+        self.register_buffer("sd", torch.ones(N_MEL))
+        nn.init.constant_(self.out.bias, 2.0)   # start with most gates open
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, 40] -> [B, S] log_alpha
+        B, T, _ = feats.shape
+        S = T // FRAMES_PER_SEG
+        h = ((feats - self.mu) / self.sd).transpose(1, 2)
+        h = F.relu(self.conv2(F.relu(self.conv1(h))))
+        h = h[:, :, : S * FRAMES_PER_SEG].reshape(B, h.shape[1], S, FRAMES_PER_SEG).mean(-1)
+        return self.out(h.transpose(1, 2))[..., 0]
+
+
+def upsample_gates(z: torch.Tensor, n: int) -> torch.Tensor:
+    """[B, S] gates -> [B, n] per-sample multipliers (training: no ramps, gates are soft already).
+    Samples past the last full segment take the last gate."""
+    g = z.repeat_interleave(SEG, dim=1)
+    if g.shape[1] < n:
+        g = torch.cat([g, g[:, -1:].expand(-1, n - g.shape[1])], 1)
+    return g[:, :n]

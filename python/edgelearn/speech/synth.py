@@ -1,0 +1,259 @@
+"""A SLURP-like corpus of spoken commands with private content, synthesised by real speech engines.
+
+Each utterance: an intent (scenario_action, >= 20 of them), a phrasing drawn from several templates per intent,
+slot values (person names, times, places, song titles, short message text) drawn from vocabularies. Speech comes
+from espeak-ng (voice ``en+VARIANT``: ``en-gb+VARIANT`` would ignore the variant) and flite (its built-in voices);
+a speaker is an engine voice plus a fixed pitch / rate offset. Each file is varied with sox (tempo, pitch; no
+dither) and, after sox, with seeded white noise at a random SNR (numpy, so that it is reproducible). Output: 16 kHz
+mono int16 WAV, and ``manifest.json`` with the transcript, intent, slot spans (word indices) and speaker of each file.
+Train and test are split by speaker. Everything is seeded; a corpus whose manifest records the same settings is
+reused (cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgelearn.speech.audio import SAMPLE_RATE, read_wav, write_wav
+
+VERSION = 1
+
+SLOTS: dict[str, list[str]] = {
+    "person": ["john", "mary", "peter", "susan", "michael", "linda", "david", "sarah", "robert", "emily", "james",
+               "laura", "thomas", "anna", "daniel", "kate", "george", "alice", "frank", "helen"],
+    "time": ["seven thirty", "eight o'clock", "nine fifteen", "ten forty five", "noon", "midnight", "six am",
+             "five pm", "half past three", "quarter to four", "eleven twenty", "two o'clock"],
+    "date": ["today", "tomorrow", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+             "next week"],
+    "place": ["london", "paris", "boston", "chicago", "berlin", "madrid", "tokyo", "dallas", "denver", "seattle",
+              "dublin", "vienna"],
+    "song": ["yellow submarine", "purple rain", "hotel california", "let it be", "hey jude", "blue moon",
+             "summer time", "sweet home", "big yellow taxi", "moon river"],
+    "artist": ["the beatles", "madonna", "elvis", "prince", "adele", "queen", "nirvana", "abba"],
+    "message": ["i am running late", "see you at the station", "call me back", "dinner is ready",
+                "the meeting moved", "pick up some milk", "happy birthday", "i love you", "the door is open",
+                "bring the keys"],
+    "room": ["kitchen", "bedroom", "living room", "bathroom", "garage", "office"],
+    "event": ["dentist", "meeting", "doctor", "lunch", "football", "interview", "party", "flight"],
+    "item": ["milk", "bread", "eggs", "coffee", "apples", "butter", "cheese", "rice"],
+    "number": ["two", "three", "four", "five", "six", "ten", "twenty", "fifty"],
+    "station": ["jazz radio", "news radio", "classic rock", "country music"],
+}
+
+# intent -> phrasings; {slot} is filled from SLOTS. Every intent has several phrasings.
+INTENTS: dict[str, list[str]] = {
+    "alarm_set": ["set an alarm for {time}", "wake me up at {time} {date}", "please set my alarm to {time}"],
+    "alarm_remove": ["cancel my alarm for {time}", "remove the {time} alarm", "delete the alarm at {time} {date}"],
+    "alarm_query": ["what alarms do i have {date}", "is there an alarm at {time}", "show my alarms for {date}"],
+    "reminder_set": ["remind me to call {person} at {time}", "set a reminder for the {event} {date}",
+                     "remind me about the {event} at {time}"],
+    "calendar_query": ["what is on my calendar {date}", "when is my {event}", "do i have a {event} {date}"],
+    "calendar_set": ["add a {event} with {person} {date}", "schedule a {event} at {time} {date}",
+                     "book a {event} with {person} at {time}"],
+    "email_send": ["send an email to {person} saying {message}", "email {person} that {message}",
+                   "write to {person} {message}"],
+    "email_query": ["do i have new email from {person}", "read my email from {person}", "check my inbox {date}"],
+    "message_send": ["text {person} {message}", "send a message to {person} saying {message}",
+                     "tell {person} {message}"],
+    "call_make": ["call {person}", "phone {person} now", "make a call to {person} please"],
+    "music_play": ["play {song} by {artist}", "put on {song}", "i want to hear {song}"],
+    "music_pause": ["pause the music", "stop the song", "pause {song} please"],
+    "radio_play": ["play {station}", "turn on the radio to {station}", "tune in to {station}"],
+    "volume_up": ["turn the volume up", "make it louder please", "increase the volume by {number}"],
+    "volume_down": ["turn the volume down", "make it quieter please", "lower the volume by {number}"],
+    "weather_query": ["what is the weather in {place} {date}", "will it rain in {place} {date}",
+                      "how cold is it in {place}"],
+    "lights_on": ["turn on the lights in the {room}", "switch the {room} lights on", "lights on in the {room}"],
+    "lights_off": ["turn off the lights in the {room}", "switch the {room} lights off", "lights off in the {room}"],
+    "lights_dim": ["dim the lights in the {room}", "make the {room} lights darker", "lower the {room} lights"],
+    "news_query": ["what is the news {date}", "tell me the news from {place}", "read the latest headlines"],
+    "transport_ticket": ["book a train to {place} {date}", "buy a ticket to {place} at {time}",
+                         "get me a flight to {place} {date}"],
+    "shopping_add": ["add {item} to my shopping list", "put {number} {item} on the list", "i need {item}"],
+    "timer_set": ["set a timer for {number} minutes", "start a {number} minute timer", "time {number} minutes"],
+    "joke_query": ["tell me a joke", "say something funny", "make me laugh please"],
+}
+
+# Speakers: (engine, voice, pitch or sox pitch offset in cents, rate). espeak: -p pitch 0-99, -s words/min.
+ESPEAK_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
+                   "klatt3", "croak"]
+FLITE_VOICES = ["kal16", "awb", "rms", "slt", "kal"]
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str
+    engine: str   # "espeak-ng" or "flite"
+    voice: str
+    pitch: int    # espeak -p (0-99); flite: sox pitch shift in cents
+    rate: int     # espeak -s (words per minute); flite: ignored (sox tempo varies it)
+
+
+def speakers(n: int) -> list[Speaker]:
+    """n distinct speakers: every espeak-ng variant and flite voice once, then again with other pitch/rate."""
+    base = [("espeak-ng", f"en+{v}") for v in ESPEAK_VARIANTS] + [("flite", v) for v in FLITE_VOICES]
+    out = []
+    for i in range(n):
+        engine, voice = base[i % len(base)]
+        round_ = i // len(base)
+        if engine == "espeak-ng":
+            pitch = [50, 30, 70, 40, 60][round_ % 5]
+            rate = [165, 145, 185, 155, 175][round_ % 5]
+        else:
+            pitch = [0, -300, 300, -150, 150][round_ % 5]
+            rate = 0
+        out.append(Speaker(f"spk{i:02d}", engine, voice, pitch, rate))
+    return out
+
+
+def fill(template: str, rng: np.random.Generator) -> tuple[str, list[dict]]:
+    """Fill a phrasing's slots; returns the text and slot spans as word indices [start, end)."""
+    words: list[str] = []
+    spans: list[dict] = []
+    for tok in template.split():
+        if tok.startswith("{") and tok.endswith("}"):
+            slot = tok[1:-1]
+            value = SLOTS[slot][rng.integers(len(SLOTS[slot]))]
+            vw = value.split()
+            spans.append({"slot": slot, "value": value, "start": len(words), "end": len(words) + len(vw)})
+            words += vw
+        else:
+            words.append(tok)
+    return " ".join(words), spans
+
+
+def vocabulary() -> list[str]:
+    """Every word the corpus can say (for the attacker's grammar)."""
+    words = set()
+    for ts in INTENTS.values():
+        for t in ts:
+            words.update(w for w in t.split() if not w.startswith("{"))
+    for vs in SLOTS.values():
+        for v in vs:
+            words.update(v.split())
+    return sorted(words)
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise FileNotFoundError(f"{name} not found: apt-get install -y espeak-ng flite sox")
+    return path
+
+
+def _synth_one(job: dict) -> dict:
+    """Synthesise one utterance (runs in a worker process)."""
+    spk = Speaker(**job["speaker"])
+    out = Path(job["path"])
+    rng = np.random.default_rng(job["seed"])
+    tempo = float(np.round(rng.uniform(0.9, 1.12), 3))
+    pitch = int(rng.integers(-100, 101))
+    snr_db = float(np.round(rng.uniform(15, 35), 1))
+    with tempfile.TemporaryDirectory() as td:
+        raw = Path(td) / "raw.wav"
+        text = job["text"]
+        if spk.engine == "espeak-ng":
+            cmd = [_tool("espeak-ng"), "-v", spk.voice, "-p", str(spk.pitch), "-s", str(spk.rate), "-w", str(raw), text]
+        else:
+            cmd = [_tool("flite"), "-voice", spk.voice, "-t", text, "-o", str(raw)]
+            pitch += spk.pitch
+        subprocess.run(cmd, check=True, capture_output=True)
+        mid = Path(td) / "mid.wav"
+        subprocess.run([_tool("sox"), "-D", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(mid),
+                        "tempo", str(tempo), "pitch", str(pitch), "pad", "0.15", "0.15"],
+                       check=True, capture_output=True)
+        x = read_wav(mid).astype(np.float64)
+    peak = np.max(np.abs(x)) or 1.0
+    x = x * (0.5 * 32767 / peak)
+    noise = rng.standard_normal(x.size)
+    p_sig = np.mean(x ** 2)
+    x = x + noise * np.sqrt(p_sig / 10 ** (snr_db / 10))
+    write_wav(out, np.clip(np.round(x), -32768, 32767).astype(np.int16))
+    return {"tempo": tempo, "pitch_cents": pitch, "snr_db": snr_db, "samples": int(x.size)}
+
+
+def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_speakers: int = 6, seed: int = 0,
+               workers: int = 2, progress: bool = True, force: bool = False) -> dict:
+    """Synthesise (or reuse) a corpus in out_dir; returns the manifest. Test speakers are held out entirely."""
+    if n_speakers < 2 or n_test_speakers < 1 or n_test_speakers >= n_speakers:
+        raise ValueError(f"need 1 <= n_test_speakers < n_speakers, got {n_test_speakers} of {n_speakers}")
+    if per_speaker < 1:
+        raise ValueError(f"per_speaker must be >= 1, got {per_speaker}")
+    out = Path(out_dir)
+    settings = {"version": VERSION, "n_speakers": n_speakers, "per_speaker": per_speaker,
+                "n_test_speakers": n_test_speakers, "seed": seed}
+    mpath = out / "manifest.json"
+    if mpath.is_file() and not force:
+        m = json.loads(mpath.read_text())
+        if m.get("settings") == settings and all((out / u["path"]).is_file() for u in m["utterances"]):
+            return m
+    for t in ("espeak-ng", "flite", "sox"):
+        _tool(t)
+    (out / "wav").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    spks = speakers(n_speakers)
+    order = rng.permutation(n_speakers)
+    test_ids = {spks[i].id for i in order[:n_test_speakers]}
+    intents = sorted(INTENTS)
+    jobs, utts = [], []
+    for spk in spks:
+        for k in range(per_speaker):
+            intent = intents[(k + int(spk.id[3:])) % len(intents)] if k < len(intents) else intents[rng.integers(len(intents))]
+            template = INTENTS[intent][rng.integers(len(INTENTS[intent]))]
+            text, spans = fill(template, rng)
+            uid = f"{spk.id}_{k:03d}"
+            path = f"wav/{uid}.wav"
+            useed = int(rng.integers(2**31))
+            jobs.append({"speaker": asdict(spk), "text": text, "path": str(out / path), "seed": useed})
+            utts.append({"id": uid, "path": path, "speaker": spk.id, "split": "test" if spk.id in test_ids else "train",
+                         "intent": intent, "text": text, "slots": spans, "template": template})
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            infos = list(_progress(ex.map(_synth_one, jobs, chunksize=8), len(jobs), progress))
+    else:
+        infos = list(_progress(map(_synth_one, jobs), len(jobs), progress))
+    for u, info in zip(utts, infos):
+        u.update(info)
+        u["sha1"] = hashlib.sha1((out / u["path"]).read_bytes()).hexdigest()
+    m = {"generator": f"edgelearn.speech.synth v{VERSION}", "tools": _tool_versions(), "settings": settings,
+         "sample_rate": SAMPLE_RATE, "intents": intents, "speakers": [asdict(s) for s in spks],
+         "test_speakers": sorted(test_ids), "utterances": utts}
+    mpath.write_text(json.dumps(m, indent=1) + "\n")
+    return m
+
+
+def _progress(it, total, on):
+    if not on:
+        return it
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return it
+    return tqdm(it, total=total, desc="synth", unit="utt")
+
+
+def _tool_versions() -> dict:
+    out = {}
+    for name, args in (("espeak-ng", ["--version"]), ("flite", ["--version"]), ("sox", ["--version"])):
+        try:
+            r = subprocess.run([_tool(name), *args], capture_output=True, text=True)
+            out[name] = (r.stdout or r.stderr).strip().splitlines()[0][:80]
+        except (FileNotFoundError, IndexError):
+            out[name] = None
+    return out
+
+
+def load_manifest(corpus_dir) -> dict:
+    p = Path(corpus_dir) / "manifest.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p} not found: run 'edgelearn speech synth --out {corpus_dir}' first")
+    return json.loads(p.read_text())

@@ -1,0 +1,241 @@
+"""Training SILENCE's way, in three stages (all on CPU, minutes on 2 cores at the default corpus size):
+
+1. ``train_cloud``: the cloud SLU model on clean audio (cross-entropy).
+2. ``train_masker``: the GateNet's hard-concrete gates over uniform segments; minimise the expected fraction of
+   kept segments subject to KL(cloud(clean) || cloud(masked)) <= gamma, as the Lagrangian
+   L = E[kept fraction] + lambda * (KL - gamma), lambda >= 0 updated by dual ascent (lambda += lr_dual * (KL - gamma),
+   clamped at 0). The cloud model is frozen here; gradients flow through the mask, the differentiable log-mel and
+   the cloud model into the GateNet.
+3. ``finetune_cloud``: the cloud model fine-tuned on audio masked by the (binarised) generator; a second copy on
+   random masks at the same kept fraction, for the baseline.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from edgelearn.speech.audio import read_wav
+from edgelearn.speech.features import logmel_torch
+from edgelearn.speech.mask import apply_mask, extend_gates, random_gates
+from edgelearn.speech.models import (SEG, CloudSLU, GateNet, hard_concrete_deterministic, hard_concrete_p_open,
+                                     hard_concrete_sample, upsample_gates)
+from edgelearn.speech.synth import load_manifest
+
+
+@dataclass
+class Corpus:
+    ids: list[str]
+    wave: torch.Tensor      # [N, L] float, int16 / 32768, zero padded
+    length: np.ndarray      # [N] samples
+    intent: torch.Tensor    # [N] int64
+    speaker: np.ndarray     # [N] speaker index
+    split: np.ndarray       # [N] "train" / "test"
+    utts: list[dict]
+    intents: list[str]
+    speakers: list[str]
+
+    def subset(self, mask) -> "Corpus":
+        idx = np.flatnonzero(mask)
+        return Corpus([self.ids[i] for i in idx], self.wave[idx], self.length[idx], self.intent[idx],
+                      self.speaker[idx], self.split[idx], [self.utts[i] for i in idx], self.intents, self.speakers)
+
+    def int16(self, i: int) -> np.ndarray:
+        return np.round(self.wave[i, : self.length[i]].numpy() * 32768).clip(-32768, 32767).astype(np.int16)
+
+
+def load_corpus(corpus_dir) -> Corpus:
+    m = load_manifest(corpus_dir)
+    utts = m["utterances"]
+    xs = [read_wav(Path(corpus_dir) / u["path"]) for u in utts]
+    L = -(-max(x.size for x in xs) // SEG) * SEG
+    wave = torch.zeros(len(xs), L)
+    for i, x in enumerate(xs):
+        wave[i, : x.size] = torch.from_numpy(x.astype(np.float32) / 32768.0)
+    spk = sorted({u["speaker"] for u in utts})
+    return Corpus([u["id"] for u in utts], wave, np.array([x.size for x in xs]),
+                  torch.tensor([m["intents"].index(u["intent"]) for u in utts]),
+                  np.array([spk.index(u["speaker"]) for u in utts]), np.array([u["split"] for u in utts]),
+                  utts, m["intents"], spk)
+
+
+def feats_of(wave: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([logmel_torch(wave[i: i + chunk]) for i in range(0, len(wave), chunk)])
+
+
+def seg_valid(length: np.ndarray, S: int) -> torch.Tensor:
+    """[N, S] 1 for segments that hold real audio (not padding)."""
+    n_seg = torch.from_numpy(-(-length // SEG))
+    return (torch.arange(S)[None] < n_seg[:, None]).float()
+
+
+def _batches(n: int, bs: int, gen: torch.Generator):
+    perm = torch.randperm(n, generator=gen)
+    for i in range(0, n, bs):
+        yield perm[i: i + bs]
+
+
+def train_classifier(model, feats, labels, epochs=12, bs=32, lr=3e-3, seed=0, log=print, name="cloud",
+                     wave_fn=None):
+    """Cross-entropy training; wave_fn(idx) -> features of a batch, when features change per batch (masks)."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * (-(-len(labels) // bs)))
+    for ep in range(epochs):
+        model.train()
+        tot, correct, t0 = 0.0, 0, time.time()
+        for idx in _batches(len(labels), bs, gen):
+            f = wave_fn(idx) if wave_fn else feats[idx]
+            logits = model(f)
+            loss = F.cross_entropy(logits, labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == labels[idx]).sum())
+        log(f"{name} epoch {ep + 1}/{epochs}: loss {tot / len(labels):.3f} train acc {correct / len(labels):.3f} "
+            f"({time.time() - t0:.1f}s)")
+    model.eval()
+    return model
+
+
+def accuracy(model, feats, labels, bs=128) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(feats[i: i + bs]).argmax(1) for i in range(0, len(feats), bs)])
+    return float((pred == labels).float().mean())
+
+
+def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
+                 seed=0, log=print):
+    """Lagrangian training of the GateNet (see the module doc). Returns the history of (kept, kl, lambda)."""
+    for p in cloud.parameters():
+        p.requires_grad_(False)
+    cloud.eval()
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(gatenet.parameters(), lr=lr)
+    lam = torch.tensor(0.0)
+    S = feats.shape[1] // 2
+    valid_all = seg_valid(length, S)
+    with torch.no_grad():
+        p_clean_all = torch.cat([F.log_softmax(cloud(feats[i: i + 128]), -1) for i in range(0, len(feats), 128)])
+    hist = []
+    for ep in range(epochs):
+        ks, kls, t0 = [], [], time.time()
+        for idx in _batches(len(feats), bs, gen):
+            la = gatenet(feats[idx])
+            valid = valid_all[idx, : la.shape[1]]
+            z = hard_concrete_sample(la)
+            masked = wave[idx] * upsample_gates(z, wave.shape[1])
+            logq = F.log_softmax(cloud(logmel_torch(masked)), -1)
+            logp = p_clean_all[idx]
+            kl = (logp.exp() * (logp - logq)).sum(-1).mean()
+            kept = (hard_concrete_p_open(la) * valid).sum() / valid.sum()
+            loss = kept + lam * (kl - gamma)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            lam = torch.clamp(lam + lr_dual * (kl.detach() - gamma), min=0.0)
+            ks.append(float(kept))
+            kls.append(float(kl))
+        hist.append({"epoch": ep + 1, "kept": float(np.mean(ks)), "kl": float(np.mean(kls)), "lambda": float(lam)})
+        log(f"masker epoch {ep + 1}/{epochs}: expected kept {np.mean(ks):.3f} KL {np.mean(kls):.3f} "
+            f"lambda {float(lam):.2f} ({time.time() - t0:.1f}s)")
+    for p in cloud.parameters():
+        p.requires_grad_(True)
+    gatenet.eval()
+    return hist
+
+
+def hard_gates(gatenet, feats, length) -> list[np.ndarray]:
+    """Binary keep decisions per utterance, over ceil(n/SEG) segments."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(feats), 128):
+            keep = (hard_concrete_deterministic(gatenet(feats[i: i + 128])) > 0.5).numpy()
+            for j, k in enumerate(keep):
+                n = int(length[i + j])
+                out.append(extend_gates(k[: -(-n // SEG)], n))
+    return out
+
+
+def masked_wave(corpus: Corpus, gates: list[np.ndarray]) -> torch.Tensor:
+    """The corpus's audio masked (with ramps, int16) by per-utterance binary gates."""
+    w = torch.zeros_like(corpus.wave)
+    for i, g in enumerate(gates):
+        y = apply_mask(corpus.int16(i), g)
+        w[i, : y.size] = torch.from_numpy(y.astype(np.float32) / 32768.0)
+    return w
+
+
+def kept_fraction(gates: list[np.ndarray]) -> float:
+    return float(np.sum([g.sum() for g in gates]) / np.sum([g.size for g in gates]))
+
+
+def random_gates_for(corpus: Corpus, frac: float, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [random_gates(int(n), frac, rng) for n in corpus.length]
+
+
+def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
+              log=print) -> dict:
+    """All three stages on the train split; saves out_dir/speech_models.pt and the int8 gate network."""
+    torch.manual_seed(seed)
+    full = load_corpus(corpus_dir)
+    tr = full.subset(full.split == "train")
+    log(f"corpus: {len(full.ids)} utterances, {len(full.intents)} intents, {len(full.speakers)} speakers; "
+        f"train {len(tr.ids)}")
+    ftr = feats_of(tr.wave)
+    cloud = train_classifier(CloudSLU(len(full.intents)), ftr, tr.intent, epochs=epochs_cloud, seed=seed, log=log)
+    gatenet = GateNet()
+    flat = torch.cat([ftr[i, : 1 + (int(n) - 480) // 320] for i, n in enumerate(tr.length)])
+    gatenet.mu.copy_(flat.mean(0))
+    gatenet.sd.copy_(flat.std(0) + 1e-3)
+    hist = train_masker(cloud, gatenet, tr.wave, ftr, tr.length, gamma=gamma, epochs=epochs_mask, seed=seed, log=log)
+    gates = hard_gates(gatenet, ftr, tr.length)
+    frac = kept_fraction(gates)
+    log(f"train kept fraction (hard gates) {frac:.3f}")
+    fm = feats_of(masked_wave(tr, gates))
+    cloud_masked = train_classifier(copy.deepcopy(cloud), fm, tr.intent, epochs=epochs_ft, lr=1e-3, seed=seed,
+                                    log=log, name="cloud fine-tune (masked)")
+    fr = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed)))
+    cloud_random = train_classifier(copy.deepcopy(cloud), fr, tr.intent, epochs=epochs_ft, lr=1e-3, seed=seed,
+                                    log=log, name="cloud fine-tune (random mask)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {"intents": full.intents, "gamma": gamma, "train_kept_fraction": frac, "masker_history": hist,
+             "cloud": cloud.state_dict(), "cloud_masked": cloud_masked.state_dict(),
+             "cloud_random": cloud_random.state_dict(), "gatenet": gatenet.state_dict(), "seed": seed}
+    torch.save(state, out / "speech_models.pt")
+    from edgelearn.speech.export import export_gatenet_s8
+
+    export_gatenet_s8(gatenet, out / "gatenet_s8.npz")
+    log(f"wrote {out / 'speech_models.pt'} and {out / 'gatenet_s8.npz'}")
+    return {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids)}
+
+
+def load_models(out_dir) -> dict:
+    p = Path(out_dir) / "speech_models.pt"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p} not found: run 'edgelearn speech train' first")
+    st = torch.load(p, weights_only=False)
+    n = len(st["intents"])
+    models = {}
+    for k in ("cloud", "cloud_masked", "cloud_random"):
+        m = CloudSLU(n)
+        m.load_state_dict(st[k])
+        models[k] = m.eval()
+    g = GateNet()
+    g.load_state_dict(st["gatenet"])
+    models["gatenet"] = g.eval()
+    models["state"] = st
+    return models

@@ -83,8 +83,15 @@ class DevicePool:
         self.cum = np.cumsum(shares) / np.sum(shares)
         self.seed = int(seed)
         self.tiers = tiers
+        self._tier: dict[int, int] = {}
 
     def tier_of(self, cid: int) -> int:
+        t = self._tier.get(cid)
+        if t is None:
+            t = self._tier[cid] = self._draw(cid)
+        return t
+
+    def _draw(self, cid: int) -> int:
         u = rng(self.seed, 0xD0D0, int(cid)).random()
         return int(np.searchsorted(self.cum, u, side="right"))
 

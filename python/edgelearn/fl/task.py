@@ -102,10 +102,13 @@ class TextTask:
             cfg = tiny_config()
             g = torch.Generator().manual_seed(seed)
             self.model = SentenceClassifier(cfg, ds.num_classes)
-            with torch.no_grad():
-                for p in self.model.parameters():
-                    p.copy_(torch.randn(p.shape, generator=g) * (0.02 if p.dim() == 2 and p.shape[0] ==
-                                                                  ds.num_classes else 0.5))
+            with torch.no_grad():  # word identity dominates: big embeddings, small layer weights, unit LayerNorms
+                for name, p in self.model.named_parameters():
+                    if "LayerNorm" in name:
+                        p.fill_(1.0 if name.endswith("weight") else 0.0)
+                    else:
+                        p.copy_(torch.randn(p.shape, generator=g) * (1.0 if "word_embeddings" in name else 0.1))
+                self.model.head.weight.mul_(0.2)
                 self.model.head.bias.zero_()
             tok = HashTokenizer(cfg.vocab_size)
         else:

@@ -16,8 +16,10 @@ def weighted_mean(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np
     if not (np.all(w >= 0) and w.sum() > 0):
         raise ValueError("weighted_mean: weights must be >= 0 with a positive sum")
     acc = np.zeros(np.shape(vectors[0]), dtype=np.float64)
+    tmp = np.empty_like(acc)
     for v, wi in zip(vectors, w / w.sum()):
-        acc += wi * np.asarray(v, dtype=np.float64)
+        np.multiply(v, wi, out=tmp, dtype=np.float64)
+        acc += tmp
     return acc.astype(np.float32)
 
 
@@ -26,15 +28,21 @@ def apply_delta(global_vec: np.ndarray, delta: np.ndarray, lr: float = 1.0) -> n
     return (np.asarray(global_vec, np.float32) + np.float32(lr) * np.asarray(delta, np.float32)).astype(np.float32)
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """float64 dot without BLAS (numpy's pairwise sum: deterministic, and no BLAS thread wake-ups)."""
+    return float(np.sum(np.multiply(a, b, dtype=np.float64)))
+
+
 def l2(v: np.ndarray) -> float:
-    return float(np.sqrt(np.dot(np.asarray(v, np.float64).ravel(), np.asarray(v, np.float64).ravel())))
+    v = np.asarray(v).ravel()
+    return float(np.sqrt(_dot(v, v)))
 
 
 def split_half_variance(v_even: np.ndarray, v_odd: np.ndarray) -> float:
     """Variance (summed over coordinates) of the mean of K i.i.d. estimates, from the means of its two halves:
     E|v_even - v_odd|^2 = 2 (s^2 / (K/2)) = 4 s^2 / K = 4 Var(mean)."""
     d = np.asarray(v_even, np.float64) - np.asarray(v_odd, np.float64)
-    return float(np.dot(d, d)) / 4.0
+    return _dot(d, d) / 4.0
 
 
 def relative_variance(mean: np.ndarray, variances: Sequence[float], weights: Sequence[float]) -> float:
@@ -49,4 +57,4 @@ def relative_variance(mean: np.ndarray, variances: Sequence[float], weights: Seq
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     na, nb = l2(a), l2(b)
-    return float(np.dot(np.asarray(a, np.float64), np.asarray(b, np.float64)) / (na * nb)) if na * nb > 0 else 0.0
+    return _dot(np.asarray(a).ravel(), np.asarray(b).ravel()) / (na * nb) if na * nb > 0 else 0.0

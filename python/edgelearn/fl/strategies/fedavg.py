@@ -36,22 +36,33 @@ class FedAvg(Strategy):
 
         task.set_vector(global_vec)
         params = task.tensors
-        opt = (torch.optim.Adam(params, lr=self.lr) if self.optimizer == "adam"
-               else torch.optim.SGD(params, lr=self.lr))
+        m = [torch.zeros_like(p) for p in params]
+        v = [torch.zeros_like(p) for p in params]
         r = ctx.rng(1)
-        for _ in range(self.local_steps):
+        for step in range(1, self.local_steps + 1):
             idx = r.choice(ctx.shard, size=min(self.batch, len(ctx.shard)), replace=False)
             ids, mask, y = task.batch(idx)
-            opt.zero_grad(set_to_none=True)
+            for p in params:
+                p.grad = None
             loss = torch.nn.functional.cross_entropy(task.model(ids, mask), y)
             loss.backward()
-            opt.step()
+            with torch.no_grad():  # plain SGD / Adam (torch.optim's first use imports dynamo: seconds)
+                for p, mi, vi in zip(params, m, v):
+                    if self.optimizer == "sgd":
+                        p.sub_(self.lr * p.grad)
+                        continue
+                    mi.mul_(0.9).add_(p.grad, alpha=0.1)
+                    vi.mul_(0.999).addcmul_(p.grad, p.grad, value=0.001)
+                    denom = (vi / (1 - 0.999 ** step)).sqrt_().add_(1e-8)
+                    p.addcdiv_(mi, denom, value=-self.lr / (1 - 0.9 ** step))
+        for p in params:
+            p.grad = None
         delta = task.get_vector() - global_vec
         first = task.first_trained_layer()
         macs = self.local_steps * (task.macs_forward(self.batch, 0) + 2 * task.macs_forward(self.batch, first))
         n4 = 4 * task.n
         return Update(ctx.cid, len(ctx.shard), {"vector": delta}, n4, n4, macs,
-                      task.mem_backprop(self.batch, self.optimizer), {"loss": float(loss)})
+                      task.mem_backprop(self.batch, self.optimizer), {"loss": float(loss.detach())})
 
     def aggregate(self, rnd, global_vec, updates):
         if not updates:

@@ -139,7 +139,9 @@ class FwdLLM(Strategy):
     # -- server ------------------------------------------------------------------------------------------------
     def decode(self, task, update: Update) -> Update:
         p = update.payload
-        if "seeds" in p:
+        if "seeds" in p and not np.all(np.isfinite(p["g"])):
+            update.vector = np.full(task.n, np.nan, np.float32)  # a broken reply: rejection drops it
+        elif "seeds" in p:
             update.vector = rebuild(task, p["seeds"], p["g"].astype(np.float64) / len(p["seeds"]), self.dist)
         else:
             update.vector = np.asarray(p["vector"], dtype=np.float32)

@@ -1,0 +1,31 @@
+"""Accuracy against rounds and against simulated device time, one line per variant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_histories(histories: dict[str, list[dict]], path: str, title: str = "") -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, hist in histories.items():
+        pts = [(h["round"], h["sim_time_s"], h["accuracy"]) for h in hist if h.get("accuracy") is not None]
+        if not pts:
+            continue
+        r, t, a = zip(*pts)
+        a1.plot(r, a, marker=".", label=name)
+        a2.plot(t, a, marker=".", label=name)
+    a1.set(xlabel="round", ylabel="test accuracy", title=title)
+    a2.set(xlabel="simulated device time (s)", ylabel="test accuracy", title="against simulated time")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,4 +1,4 @@
-"""Log-mel front-end: 30 ms Hann window, 20 ms hop, 512-point FFT, 40 mel bands (HTK mel, 20 Hz - 8 kHz), log.
+"""Log-mel front-end: 30 ms Hann window, 20 ms hop, 512-point FFT, 40 mel bands (HTK mel, 0 - 8 kHz, as edgelearn.kernels.speech), log.
 
 Frame t covers samples [t*HOP, t*HOP + WIN) (no centring/padding): n_frames = 1 + (n - WIN) // HOP.
 ``logmel_torch`` is differentiable (the mask generator trains through it). ``FEATURES`` names the function the
@@ -18,8 +18,8 @@ from edgelearn.speech.audio import HOP, SAMPLE_RATE, WIN
 
 N_FFT = 512
 N_MEL = 40
-FMIN, FMAX = 20.0, SAMPLE_RATE / 2
-LOG_FLOOR = 1e-6
+FMIN, FMAX = 0.0, SAMPLE_RATE / 2
+LOG_FLOOR = 2.0 ** -20   # as the C++ front-end
 
 
 def n_frames(n_samples: int) -> int:
@@ -64,7 +64,22 @@ def logmel_numpy(x: np.ndarray) -> np.ndarray:
         return logmel_torch(torch.from_numpy(x.astype(np.float32) / 32768.0))[0].numpy()
 
 
-FEATURES: Callable[[np.ndarray], np.ndarray] = logmel_numpy
+def logmel_kernel(x: np.ndarray) -> np.ndarray:
+    """The C++ float front-end (edgelearn.kernels.speech.speech_logmel_f32) on int16 audio."""
+    from edgelearn.kernels.speech import speech_logmel_f32
+
+    return speech_logmel_f32(x.astype(np.float32) / 32768.0)
+
+
+def _default():
+    try:
+        from edgelearn.kernels.speech import speech_logmel_f32  # noqa: F401
+        return logmel_kernel
+    except (ImportError, AttributeError):
+        return logmel_numpy
+
+
+FEATURES: Callable[[np.ndarray], np.ndarray] = _default()
 
 
 def set_feature_fn(fn: Callable[[np.ndarray], np.ndarray]) -> None:

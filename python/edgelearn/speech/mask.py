@@ -21,11 +21,18 @@ def n_segments(n_samples: int) -> int:
 
 
 def apply_mask(x, keep) -> np.ndarray:
-    """int16 [n], keep bool/0-1 [ceil(n/SEG)] -> masked int16 [n] with ramps at the boundaries."""
+    """int16 [n], keep bool/0-1 [ceil(n/SEG)] -> masked int16 [n] with ramps at the boundaries
+    (the C++ kernel speech_mask_segments_s16 when built, else the NumPy box-ramp below)."""
     x = as_int16(x, name="x")
     keep = np.asarray(keep).astype(np.float64).ravel()
     if keep.size != n_segments(x.size):
         raise ValueError(f"keep: expected {n_segments(x.size)} gates for {x.size} samples, got {keep.size}")
+    try:
+        from edgelearn.kernels.speech import speech_mask_segments_s16
+    except ImportError:
+        pass
+    else:
+        return speech_mask_segments_s16(x, (keep > 0.5).astype(np.uint8), SEG)
     g = np.repeat(keep, SEG)[: x.size]
     pad = RAMP // 2
     gp = np.pad(g, (pad, RAMP - pad), mode="edge")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -70,29 +72,37 @@ class CloudSLU(nn.Module):
 
 
 class GateNet(nn.Module):
-    """On-device gate network: per-frame features -> conv(40->C, k=5) -> ReLU -> conv(C->C, k=5) -> ReLU ->
-    average over the segment's 2 frames -> linear(C->1) = log_alpha of the segment's hard-concrete gate.
+    """On-device gate network, in the layout of the int8 kernel ``speech_gate_net_s8``: log-mel frames averaged
+    per segment of 2 frames, normalised by fixed (training-set) per-band `mean`/`std`, then
+    Conv1d(40, C, 5) -> ReLU -> Conv1d(C, C, 5) -> ReLU -> Conv1d(C, 1, 5) over segments ('same' padding) =
+    log_alpha of each segment's hard-concrete gate. Receptive field 13 segments (6 = 240 ms look-ahead)."""
 
-    Inputs are log-mel frames normalised by fixed (training-set) per-band statistics `mu`, `sd`, so that it runs
-    streaming on the device with no per-utterance pass; receptive field 9 frames (4 frames = 80 ms look-ahead).
-    """
-
-    def __init__(self, channels: int = 16, kernel: int = 5):
+    def __init__(self, channels: int = 32, kernel: int = 5):
         super().__init__()
-        self.conv1 = nn.Conv1d(N_MEL, channels, kernel, padding=kernel // 2)
-        self.conv2 = nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
-        self.out = nn.Linear(channels, 1)
-        self.register_buffer("mu", torch.zeros(N_MEL))
-        self.register_buffer("sd", torch.ones(N_MEL))
-        nn.init.constant_(self.out.bias, 2.0)   # start with most gates open
+        self.convs = nn.ModuleList([nn.Conv1d(N_MEL, channels, kernel, padding=kernel // 2),
+                                    nn.Conv1d(channels, channels, kernel, padding=kernel // 2),
+                                    nn.Conv1d(channels, 1, kernel, padding=kernel // 2)])
+        self.register_buffer("mean", torch.zeros(N_MEL))
+        self.register_buffer("std", torch.ones(N_MEL))
+        nn.init.constant_(self.convs[-1].bias, 2.0)   # start with most gates open
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, 40] -> [B, S] log_alpha
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, 40] -> [B, ceil(T/2)] log_alpha
         B, T, _ = feats.shape
-        S = T // FRAMES_PER_SEG
-        h = ((feats - self.mu) / self.sd).transpose(1, 2)
-        h = F.relu(self.conv2(F.relu(self.conv1(h))))
-        h = h[:, :, : S * FRAMES_PER_SEG].reshape(B, h.shape[1], S, FRAMES_PER_SEG).mean(-1)
-        return self.out(h.transpose(1, 2))[..., 0]
+        if T % FRAMES_PER_SEG:
+            feats = torch.cat([feats, feats[:, -1:]], 1)   # a last half segment: its one frame, as the kernel's mean
+        h = feats.reshape(B, -1, FRAMES_PER_SEG, N_MEL).mean(2)
+        h = ((h - self.mean) / self.std).transpose(1, 2)
+        for i, conv in enumerate(self.convs):
+            h = conv(h)
+            if i < len(self.convs) - 1:
+                h = F.relu(h)
+        return h[:, 0]
+
+    def layers(self) -> list[dict]:
+        """The float layers in the kernel's format (gate_net_quantize / gate_net_float)."""
+        n = len(self.convs)
+        return [{"weight": c.weight.detach().numpy().astype(np.float64), "bias": c.bias.detach().numpy().astype(np.float64),
+                 "relu": i < n - 1} for i, c in enumerate(self.convs)]
 
 
 def upsample_gates(z: torch.Tensor, n: int) -> torch.Tensor:

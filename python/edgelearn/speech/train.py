@@ -198,8 +198,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     cloud = train_classifier(CloudSLU(len(full.intents)), ftr, tr.intent, epochs=epochs_cloud, seed=seed, log=log)
     gatenet = GateNet()
     flat = torch.cat([ftr[i, : 1 + (int(n) - 480) // 320] for i, n in enumerate(tr.length)])
-    gatenet.mu.copy_(flat.mean(0))
-    gatenet.sd.copy_(flat.std(0) + 1e-3)
+    gatenet.mean.copy_(flat.mean(0))
+    gatenet.std.copy_(flat.std(0) + 1e-3)
     hist = train_masker(cloud, gatenet, tr.wave, ftr, tr.length, gamma=gamma, epochs=epochs_mask, seed=seed, log=log)
     gates = hard_gates(gatenet, ftr, tr.length)
     frac = kept_fraction(gates)
@@ -218,8 +218,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     torch.save(state, out / "speech_models.pt")
     from edgelearn.speech.export import export_gatenet_s8
 
-    export_gatenet_s8(gatenet, out / "gatenet_s8.npz")
-    log(f"wrote {out / 'speech_models.pt'} and {out / 'gatenet_s8.npz'}")
+    export_gatenet_s8(gatenet, [tr.int16(i) for i in range(min(64, len(tr.ids)))], out / "gatenet_s8.bin")
+    log(f"wrote {out / 'speech_models.pt'} and {out / 'gatenet_s8.bin'}")
     return {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids)}
 
 

@@ -1,0 +1,112 @@
+"""Attackers nobody here wrote or trained for the mask:
+
+- ASR: pocketsphinx (CMU, its shipped US-English acoustic model and dictionary), made *informed* with a JSGF
+  grammar built from the corpus's own phrasings and slot vocabularies, so on clean audio it only has to choose
+  among the sentences the corpus can contain. Reports word error rate and entity (slot-value) error rate.
+- Speaker ID: a small x-vector-like classifier (convolutions + mean/std pooling over log-mel) trained on masked
+  audio of every speaker and tested on held-out utterances, clean and masked, against chance.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgelearn.speech.synth import INTENTS, SLOTS
+
+
+def wer(ref: str, hyp: str) -> tuple[int, int]:
+    """(word edit distance, reference length) of two transcripts (Levenshtein over words)."""
+    r, h = ref.split(), hyp.split()
+    d = np.arange(len(h) + 1)
+    for i, rw in enumerate(r, 1):
+        prev, d[0] = d.copy(), i
+        for j, hw in enumerate(h, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (rw != hw))
+    return int(d[len(h)]), len(r)
+
+
+def entity_errors(slots: list[dict], hyp: str) -> tuple[int, int]:
+    """(slot values not found verbatim in the hypothesis, number of slot values)."""
+    h = f" {hyp} "
+    return sum(f" {s['value']} " not in h for s in slots), len(slots)
+
+
+def jsgf_grammar() -> str:
+    """The corpus as a JSGF grammar: every phrasing, slot references as rules over the slot vocabularies."""
+    lines = ["#JSGF V1.0;", "grammar corpus;"]
+    for slot, values in SLOTS.items():
+        lines.append(f"<{slot}> = {' | '.join(values)};")
+    alts = sorted({t.replace("{", "<").replace("}", ">") for ts in INTENTS.values() for t in ts})
+    lines.append("public <command> = " + " | ".join(f"( {a} )" for a in alts) + ";")
+    return "\n".join(lines) + "\n"
+
+
+class SphinxASR:
+    """pocketsphinx with the corpus grammar; transcribe(int16 audio) -> text."""
+
+    def __init__(self):
+        try:
+            from pocketsphinx import Decoder
+        except ImportError as e:
+            raise ImportError(f"{e}: the ASR attacker needs pocketsphinx: pip install pocketsphinx") from e
+        self._dir = tempfile.TemporaryDirectory()
+        g = Path(self._dir.name) / "corpus.gram"
+        g.write_text(jsgf_grammar())
+        self.decoder = Decoder(samprate=16000, jsgf=str(g), loglevel="FATAL")
+
+    def transcribe(self, x: np.ndarray) -> str:
+        d = self.decoder
+        d.start_utt()
+        d.process_raw(np.ascontiguousarray(x, np.int16).tobytes(), full_utt=True)
+        d.end_utt()
+        h = d.hyp()
+        return h.hypstr if h is not None else ""
+
+
+def asr_attack(asr: SphinxASR, audios: list[np.ndarray], utts: list[dict]) -> dict:
+    e = n = ee = ne = 0
+    hyps = []
+    for x, u in zip(audios, utts):
+        hyp = asr.transcribe(x)
+        hyps.append(hyp)
+        a, b = wer(u["text"], hyp)
+        e, n = e + a, n + b
+        a, b = entity_errors(u["slots"], hyp)
+        ee, ne = ee + a, ne + b
+    return {"wer": e / max(n, 1), "entity_error_rate": ee / max(ne, 1), "n": len(utts), "examples": hyps[:5]}
+
+
+def speaker_attack(train_feats, train_spk, test_sets: dict, n_speakers: int, epochs: int = 12, seed: int = 0) -> dict:
+    """Train a speaker classifier on train_feats [N, T, 40] (masked audio) and report accuracy on each test set
+    (name -> (feats, speakers)) and chance = 1 / n_speakers."""
+    import torch
+    from torch import nn
+
+    from edgelearn.speech.train import accuracy, train_classifier
+
+    class SpeakerNet(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.norm = nn.BatchNorm1d(40)
+            self.conv = nn.Sequential(nn.Conv1d(40, 64, 5, padding=2), nn.BatchNorm1d(64), nn.ReLU(),
+                                      nn.Conv1d(64, 64, 3, padding=2, dilation=2), nn.BatchNorm1d(64), nn.ReLU())
+            self.head = nn.Linear(128, n)
+
+        def forward(self, f):
+            keep = (f.amax(-1) > -10).float()[:, None]        # frames with signal (not padding / dropped)
+            h = self.conv(self.norm(f.clamp(min=-10).transpose(1, 2)))
+            w = keep / keep.sum(-1, keepdim=True).clamp(min=1)
+            mu = (h * w).sum(-1)
+            sd = ((h - mu[..., None]) ** 2 * w).sum(-1).clamp(min=1e-6).sqrt()
+            return self.head(torch.cat([mu, sd], -1))
+
+    torch.manual_seed(seed)
+    m = train_classifier(SpeakerNet(n_speakers), train_feats, torch.as_tensor(train_spk), epochs=epochs, seed=seed,
+                         log=lambda s: None, name="speaker")
+    out = {"chance": 1.0 / n_speakers}
+    for name, (f, s) in test_sets.items():
+        out[name] = accuracy(m, f, torch.as_tensor(s))
+    return out

@@ -10,9 +10,9 @@ namespace edgelearn {
 
 namespace {
 
-void make_ramp(int32_t R, int16_t* r) {
+void make_ramp(int32_t R, uint16_t* r) {
   const double pi = 3.14159265358979323846;
-  for (int i = 0; i < R; ++i) r[i] = int16_t(std::floor(32768.0 * (0.5 * (1.0 - std::cos(pi * (i + 0.5) / R))) + 0.5));
+  for (int i = 0; i < R; ++i) r[i] = uint16_t(std::floor(32768.0 * (0.5 * (1.0 - std::cos(pi * (i + 0.5) / R))) + 0.5));
 }
 
 void check_params(int64_t L, int32_t R) {
@@ -24,7 +24,7 @@ void check_params(int64_t L, int32_t R) {
 
 // Q15 gain of sample n; gate(s) gives the gate of segment s (already extended past the end by the caller).
 template <class G>
-inline int32_t gain_at(int64_t n, int64_t L, int32_t R, const int16_t* r, G gate) {
+inline int32_t gain_at(int64_t n, int64_t L, int32_t R, const uint16_t* r, G gate) {
   const int64_t s = n / L, h = R / 2;
   const int g = gate(s);
   if (n >= (s + 1) * L - h) {
@@ -58,7 +58,7 @@ void speech_mask_segments_s16(const int16_t* x, int64_t n, const uint8_t* gates,
   for (int64_t s = 0; s < S; ++s)
     check(gates[s] <= 1, "gates: values must be 0 or 1, got " + std::to_string(gates[s]) + " at " +
                              std::to_string(s));
-  int16_t r[MASK_MAX_RAMP];
+  uint16_t r[MASK_MAX_RAMP];
   make_ramp(R, r);
   auto gate = [&](int64_t s) { return int(gates[s < S ? s : S - 1]); };
   for (int64_t i = 0; i < n; ++i) y[i] = apply(x[i], gain_at(i, L, R, r, gate));
@@ -101,23 +101,25 @@ int64_t speech_mask_stream_push(MaskStream* st, const int16_t* x, int64_t nx, co
   check(nx >= 0 && ng >= 0, "x: negative length");
   for (int64_t i = 0; i < ng; ++i)
     check(g[i] <= 1, "gates: values must be 0 or 1, got " + std::to_string(g[i]) + " at " + std::to_string(i));
-  int64_t out = 0;
+  // gates and audio are taken in turns, as far as the gate ring and the audio buffer allow, emitting between
+  // turns: either may run ahead of the other within those bounds, in any chunking
   const int64_t L = st->seg_len;
-  for (int64_t i = 0; i < ng; ++i) {
-    // the ring keeps the gates from segment(n_out) - 1 on
-    auto oldest = [&] { return std::max<int64_t>(0, st->n_out / L - 1); };
-    if (st->n_gates - oldest() >= MASK_GATE_RING) out += emit(st, y + out, false);
-    check(st->n_gates - oldest() < MASK_GATE_RING,
-          "gates: more than " + std::to_string(MASK_GATE_RING - 2) + " gates queued ahead of the audio");
-    st->gates[st->n_gates % MASK_GATE_RING] = g[i];
-    ++st->n_gates;
-  }
-  for (int64_t i = 0; i < nx; ++i) {
-    if (st->n_in - st->n_out >= st->capacity) out += emit(st, y + out, false);
-    check(st->n_in - st->n_out < st->capacity,
-          "x: more than capacity = " + std::to_string(st->capacity) + " samples wait for their gates (push gates)");
-    st->buf[st->n_in % st->capacity] = x[i];
-    ++st->n_in;
+  auto oldest = [&] { return std::max<int64_t>(0, st->n_out / L - 1); };  // the ring keeps gates from here on
+  int64_t out = 0, xi = 0, gi = 0;
+  while (xi < nx || gi < ng) {
+    bool progress = false;
+    for (; gi < ng && st->n_gates - oldest() < MASK_GATE_RING; ++gi, progress = true)
+      st->gates[st->n_gates++ % MASK_GATE_RING] = g[gi];
+    for (; xi < nx && st->n_in - st->n_out < st->capacity; ++xi, progress = true)
+      st->buf[st->n_in++ % st->capacity] = x[xi];
+    const int64_t e = emit(st, y + out, false);
+    out += e;
+    if (!progress && e == 0) {
+      check(gi >= ng, "gates: more than " + std::to_string(MASK_GATE_RING - 2) +
+                          " gates queued ahead of the audio");
+      check(false, "x: more than capacity = " + std::to_string(st->capacity) +
+                       " samples wait for their gates (push gates)");
+    }
   }
   return out + emit(st, y + out, false);
 }

@@ -53,13 +53,14 @@
 // ---------------------------------------------------------------------------------------------- segment masks
 // speech_mask_segments_s16: gates g[s] in {0, 1} over uniform segments of L samples (segment s = [s L, (s+1) L));
 // the gain ramps at every boundary b = s L (s >= 1) where g[s-1] != g[s] over the R samples [b - R/2, b + R/2):
-//   r[i] = floor(32768 * 0.5 (1 - cos(pi (i + 0.5) / R)) + 0.5), i < R      (raised cosine, Q15, 0 < r < 32768)
+//   r[i] = floor(32768 * 0.5 (1 - cos(pi (i + 0.5) / R)) + 0.5), i < R      (raised cosine, Q15, 0 < r <= 32768)
 //   gain(n) = r[n - b + R/2] on a rising edge (0 -> 1), 32768 - r[n - b + R/2] on a falling edge, else 32768 g[s(n)]
 //   y[n] = (x[n] * gain(n) + 2^14) >> 15          (kept samples are unchanged; dropped are 0; no clicks)
 // No ramp at the start of the audio; past the last gate the gate is taken as unchanged (no boundary).
 // Ranges: 2 <= R <= min(L, 512), R even, L <= 2^20; gates needed: ceil(N / L) (extra ones ignored).
-// Streaming (MaskStream): push(audio, gates) in any chunking; sample n is emitted once it is in and the gate of
-// segment (n + R/2) / L is known: bounded delay of R/2 samples after both (with gates known when each segment's
+// Streaming (MaskStream): push(audio, gates) in any chunking; sample n is emitted once it is in, the gate of
+// segment s' = (n + R/2) / L is known and segment s' has begun (sample s' L is in: otherwise the audio may end
+// before it and the offline rule applies): bounded delay of R/2 samples after both (with gates known when each segment's
 // audio is complete, that is at most L - 1 + R/2 samples, plus whatever lookahead the gate producer needs).
 // finish() emits the rest (needs all gates). Pending audio lives in a caller-owned buffer (capacity fixed at init;
 // exceeding it is an ArgError, never a reallocation); up to MASK_GATE_RING - 2 gates may be queued ahead.
@@ -164,7 +165,7 @@ struct MaskStream {
   int64_t n_in = 0, n_out = 0;  // audio samples received / emitted
   int64_t n_gates = 0;          // gates received
   uint8_t gates[MASK_GATE_RING];
-  int16_t rtab[MASK_MAX_RAMP];  // ramp table
+  uint16_t rtab[MASK_MAX_RAMP];  // ramp table (values up to 32768)
 };
 void speech_mask_stream_init(MaskStream* st, int64_t seg_len, int32_t ramp, int16_t* buf, int64_t capacity);
 // Appends x [nx] and gates [ng]; writes the samples now determined to y; returns their number (<= pending + nx).

@@ -159,8 +159,8 @@ def speech_mask_segments_s16(x, gates, seg_len: int, ramp: int = DEFAULT_RAMP,
 
 class MaskStream:
     """Streaming segment mask: push(x, gates) in any chunking (either may be empty), get the samples whose gains
-    are known; finish() returns the rest. Sample n leaves once it is in and the gate of segment
-    (n + ramp / 2) // seg_len is in: delay ramp / 2 samples after both. Up to `capacity` samples wait (default
+    are known; finish() returns the rest. Sample n leaves once it is in, the gate of segment
+    s' = (n + ramp / 2) // seg_len is in and segment s' has begun: a delay of ramp / 2 samples. Up to `capacity` samples wait (default
     4 segments; more raises ValueError), up to 62 gates may be queued ahead. Output equals the offline kernel."""
 
     def __init__(self, seg_len: int, ramp: int = DEFAULT_RAMP, capacity: int | None = None,

@@ -52,10 +52,10 @@ class SphinxASR:
             from pocketsphinx import Decoder
         except ImportError as e:
             raise ImportError(f"{e}: the ASR attacker needs pocketsphinx: pip install pocketsphinx") from e
-        self._dir = tempfile.TemporaryDirectory()
-        g = Path(self._dir.name) / "corpus.gram"
-        g.write_text(jsgf_grammar())
-        self.decoder = Decoder(samprate=16000, jsgf=str(g), loglevel="FATAL")
+        with tempfile.TemporaryDirectory() as td:   # the decoder reads the grammar when it is made
+            g = Path(td) / "corpus.gram"
+            g.write_text(jsgf_grammar())
+            self.decoder = Decoder(samprate=16000, jsgf=str(g), loglevel="FATAL")
 
     def transcribe(self, x: np.ndarray) -> str:
         d = self.decoder

@@ -124,7 +124,7 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
     torch.manual_seed(seed)
     opt = torch.optim.Adam(gatenet.parameters(), lr=lr)
     lam = torch.tensor(0.0)
-    S = feats.shape[1] // 2
+    S = -(-feats.shape[1] // 2)
     valid_all = seg_valid(length, S)
     with torch.no_grad():
         p_clean_all = torch.cat([F.log_softmax(cloud(feats[i: i + 128]), -1) for i in range(0, len(feats), 128)])
@@ -145,8 +145,8 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             loss.backward()
             opt.step()
             lam = torch.clamp(lam + lr_dual * (kl.detach() - gamma), min=0.0)
-            ks.append(float(kept))
-            kls.append(float(kl))
+            ks.append(float(kept.detach()))
+            kls.append(float(kl.detach()))
         hist.append({"epoch": ep + 1, "kept": float(np.mean(ks)), "kl": float(np.mean(kls)), "lambda": float(lam)})
         log(f"masker epoch {ep + 1}/{epochs}: expected kept {np.mean(ks):.3f} KL {np.mean(kls):.3f} "
             f"lambda {float(lam):.2f} ({time.time() - t0:.1f}s)")

@@ -1,0 +1,180 @@
+"""edgelearn.speech: synthesis, splits, gates, Lagrangian, masks, WER, attackers (fast; tiny corpus)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgelearn.speech import audio, synth  # noqa: E402
+from edgelearn.speech.attacks import entity_errors, wer  # noqa: E402
+from edgelearn.speech.models import (SEG, CloudSLU, GateNet, hard_concrete_deterministic,  # noqa: E402
+                                     hard_concrete_p_open, hard_concrete_sample)
+
+TOOLS = all(shutil.which(t) for t in ("espeak-ng", "flite", "sox"))
+needs_tools = pytest.mark.skipif(not TOOLS, reason="espeak-ng/flite/sox missing: apt-get install -y espeak-ng flite sox")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    if not TOOLS:
+        pytest.skip("espeak-ng/flite/sox missing: apt-get install -y espeak-ng flite sox")
+    pytest.importorskip("soundfile")
+    d = tmp_path_factory.mktemp("corpus")
+    return d, synth.synthesize(d, n_speakers=21, per_speaker=1, n_test_speakers=4, workers=2, progress=False)
+
+
+def test_corpus_definition():
+    assert len(synth.INTENTS) >= 20
+    assert all(len(ts) >= 3 for ts in synth.INTENTS.values())
+    assert len({(s.engine, s.voice, s.pitch, s.rate) for s in synth.speakers(30)}) == 30
+    text, spans = synth.fill("remind me to call {person} at {time}", np.random.default_rng(0))
+    w = text.split()
+    for s in spans:
+        assert " ".join(w[s["start"]: s["end"]]) == s["value"]
+
+
+@needs_tools
+def test_synthesis_manifest_and_determinism(tiny, tmp_path):
+    d, m = tiny
+    assert len(m["utterances"]) == 21 and len(m["speakers"]) == 21
+    for u in m["utterances"]:
+        x = audio.read_wav(d / u["path"])
+        assert x.dtype == np.int16 and x.size == u["samples"]
+        w = u["text"].split()
+        for s in u["slots"]:
+            assert " ".join(w[s["start"]: s["end"]]) == s["value"]
+    train = {u["speaker"] for u in m["utterances"] if u["split"] == "train"}
+    test = {u["speaker"] for u in m["utterances"] if u["split"] == "test"}
+    assert not train & test and len(test) == 4
+    # same seed -> same files (sha1); the cache is reused
+    m2 = synth.synthesize(tmp_path, n_speakers=21, per_speaker=1, n_test_speakers=4, workers=1, progress=False)
+    assert [u["sha1"] for u in m2["utterances"]] == [u["sha1"] for u in m["utterances"]]
+    assert synth.synthesize(d, n_speakers=21, per_speaker=1, n_test_speakers=4, progress=False) == \
+        json.loads((d / "manifest.json").read_text())
+
+
+def test_bad_audio(tmp_path):
+    with pytest.raises(ValueError, match="sample rate"):
+        audio.as_int16(np.zeros(1000, np.int16), 8000)
+    with pytest.raises(ValueError, match="mono"):
+        audio.as_int16(np.zeros((1000, 2), np.int16))
+    with pytest.raises(ValueError, match="empty"):
+        audio.as_int16(np.zeros(0, np.int16))
+    with pytest.raises(ValueError, match="shorter than one"):
+        audio.as_int16(np.zeros(100, np.int16))
+    with pytest.raises(ValueError, match="NaN"):
+        audio.as_int16(np.full(1000, np.nan, np.float32))
+    with pytest.raises(ValueError, match="outside"):
+        audio.as_int16(np.full(1000, 1.5, np.float32))
+    assert audio.as_int16(np.full(1000, 0.5, np.float32))[0] == 16384
+    with pytest.raises(FileNotFoundError):
+        audio.read_wav(tmp_path / "nope.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav")
+    pytest.importorskip("soundfile")
+    with pytest.raises(ValueError, match="unreadable"):
+        audio.read_wav(bad)
+
+
+def test_hard_concrete_properties():
+    torch.manual_seed(0)
+    la = torch.tensor([-6.0, 0.0, 6.0]).repeat(20000, 1)
+    z = hard_concrete_sample(la)
+    assert z.min() >= 0 and z.max() <= 1
+    assert (z == 0).float().mean() > 0.1 and (z == 1).float().mean() > 0.1   # point masses at both ends
+    p_open = (z > 0).float().mean(0)
+    assert torch.allclose(p_open, hard_concrete_p_open(la[0]), atol=0.02)
+    assert p_open[0] < 0.05 and p_open[2] > 0.95
+    d = hard_concrete_deterministic(la[0])
+    assert d[0] == 0 and d[2] == 1
+    la.requires_grad_(True)
+    hard_concrete_sample(la).sum().backward()
+    assert la.grad.abs().sum() > 0
+
+
+def test_lagrangian_kl_constraint():
+    """On a tiny problem the multiplier rises while KL > gamma and the mask closes as far as the budget allows."""
+    from edgelearn.speech.train import feats_of, train_masker
+
+    torch.manual_seed(0)
+    n, L = 16, 16 * SEG
+    wave = torch.randn(n, L) * 0.1
+    length = np.full(n, L)
+    feats = feats_of(wave)
+    cloud = CloudSLU(3).eval()
+    gate = GateNet()
+    hist = train_masker(cloud, gate, wave, feats, length, gamma=0.05, epochs=6, bs=8, lr=2e-2, log=lambda s: None)
+    assert hist[-1]["kept"] < hist[0]["kept"]
+    tight = train_masker(cloud, GateNet(), wave, feats, length, gamma=0.0, epochs=3, bs=8, log=lambda s: None)
+    assert tight[-1]["lambda"] > 0            # a zero budget is always violated: the multiplier grows
+    assert all(h["lambda"] >= 0 for h in hist)
+
+
+def test_mask_application():
+    from edgelearn.speech.mask import apply_mask, n_segments
+
+    x = (np.random.default_rng(0).standard_normal(5 * SEG + 100) * 3000).astype(np.int16)
+    keep = np.ones(n_segments(x.size), bool)
+    assert np.array_equal(apply_mask(x, keep), x)
+    assert not apply_mask(x, ~keep).any()
+    keep[2] = False
+    y = apply_mask(x, keep)
+    mid = slice(2 * SEG + 100, 3 * SEG - 100)
+    assert not y[mid].any() and np.array_equal(y[: SEG], x[: SEG])
+    assert np.max(np.abs(np.diff(y[2 * SEG - 80: 2 * SEG + 80].astype(float)))) < 2 * np.max(np.abs(x))
+    with pytest.raises(ValueError, match="gates"):
+        apply_mask(x, keep[:-1])
+
+
+def test_wer_and_entities():
+    assert wer("set an alarm", "set an alarm") == (0, 3)
+    assert wer("set an alarm", "set alarm now") == (2, 3)
+    assert wer("a b", "") == (2, 2)
+    slots = [{"value": "seven thirty"}, {"value": "john"}]
+    assert entity_errors(slots, "call john at seven") == (1, 2)
+
+
+def test_gatenet_int8_export_matches_float():
+    ks = pytest.importorskip("edgelearn.kernels.speech")
+    from edgelearn.speech.export import quantize_gatenet
+
+    torch.manual_seed(0)
+    g = GateNet().eval()
+    rng = np.random.default_rng(0)
+    xs = [(rng.standard_normal(16000) * 2000).astype(np.int16) for _ in range(4)]
+    net = quantize_gatenet(g, xs)
+    logits, gates = ks.speech_gate_net_s8(ks.speech_logmel_q15(xs[0]), net)
+    with torch.no_grad():
+        ref = g(torch.from_numpy(ks.speech_logmel_f32(xs[0].astype(np.float32) / 32768))[None])[0].numpy()
+    assert logits.shape == ref.shape
+    assert np.mean((logits > 0) == (ref > 0)) > 0.9
+
+
+@pytest.mark.skipif(not TOOLS, reason="espeak-ng/flite/sox missing")
+def test_attackers_on_a_few_files(tiny):
+    pytest.importorskip("pocketsphinx", reason="pocketsphinx missing: pip install pocketsphinx")
+    from edgelearn.speech.attacks import SphinxASR, asr_attack, speaker_attack
+
+    d, m = tiny
+    us = m["utterances"][:2]
+    xs = [audio.read_wav(d / u["path"]) for u in us]
+    r = asr_attack(SphinxASR(), xs, us)
+    assert 0 <= r["wer"] <= 1.5 and r["n"] == 2
+    f = torch.randn(12, 30, 40)
+    out = speaker_attack(f[:8], np.arange(8) % 4, {"t": (f[8:], np.arange(4))}, 4, epochs=1)
+    assert out["chance"] == 0.25 and 0 <= out["t"] <= 1
+
+
+def test_cli_help_and_errors(tmp_path, capsys):
+    from edgelearn.speech.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["speech", "synth", "--help"])
+    assert e.value.code == 0 and "examples" in capsys.readouterr().out
+    assert main(["speech", "eval", "--corpus", str(tmp_path / "none")]) == 1
+    assert "not found" in capsys.readouterr().err

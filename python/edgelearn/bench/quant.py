@@ -176,6 +176,75 @@ def _bench_qadapter(report: Report, rng: np.random.Generator, quick: bool, torch
     report.claim("qadapter_update_s8 stochastic rounding |mean error| in steps (16M draws)", bias, "<= 1e-3")
 
 
+def _bench_qlora(report: Report, rng: np.random.Generator, quick: bool) -> None:
+    """qlinear_lora_s8 (int8 base + float LoRA, P perturbation streams, shared input) against the float zo kernel on
+    the dequantised weights (the same layer in fp32) and its NumPy twin (timed on fewer streams and scaled: linear
+    in P). Rows only: the issue's goals for it are the training-step claims of _bench_adapters."""
+    from ..kernels import zo
+
+    m, k, n, r, K = 512, 384, 1536, 8, (4 if quick else 16)
+    x = rng.standard_normal((1, m, k)).astype(np.float32)
+    Wq = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    W = quant.qgemm_pack_s8(Wq)
+    sw = (rng.uniform(0.5, 1.5, n) / (127 * np.sqrt(k))).astype(np.float32)
+    Wf = Wq.astype(np.float32) * sw[:, None]
+    b = rng.standard_normal(n).astype(np.float32)
+    A = (rng.standard_normal((r, k)) / np.sqrt(k)).astype(np.float32)
+    B = rng.standard_normal((n, r)).astype(np.float32)
+    seeds = rng.integers(0, 2**63, K, dtype=np.uint64)
+    sx = 4.0 / 127
+    y = quant.qlinear_lora_s8(x, W, sw, sx, b, A, B, 2.0, seeds, 1e-2, 3)
+    y_ref = ref.qlinear_lora_s8(x, W, sw, sx, b, A, B, 2.0, seeds[:1], 1e-2, 3)
+    ok = bool(np.allclose(y[:2], y_ref, rtol=1e-4, atol=1e-4))
+    t_ref = _once(lambda: ref.qlinear_lora_s8(x, W, sw, sx, b, A, B, 2.0, seeds[:1], 1e-2, 3)) * K
+    best = best_interleaved({
+        "native": lambda: quant.qlinear_lora_s8(x, W, sw, sx, b, A, B, 2.0, seeds, 1e-2, 3),
+        "zo_f32": lambda: zo.zo_perturbed_linear_f32(x, Wf, b, A, B, 2.0, seeds, 1e-2, 3),
+    }, 2 if quick else 5, 0.05 if quick else 0.2)
+    report.add(kernel="qlinear_lora_s8", m=m, k=k, n=n, r=r, P=2 * K, native_ms=best["native"] * 1e3,
+               zo_f32_ms=best["zo_f32"] * 1e3, reference_ms=t_ref * 1e3, within_tolerance=ok,
+               speedup_vs_zo_f32=best["zo_f32"] / best["native"], speedup_vs_reference=t_ref / best["native"])
+
+
+def _bench_adapters(report: Report, quick: bool, torch) -> None:
+    """The int8 MiniLM backbone (edgelearn.adapters): its memory against the fp32 encoder, and one forward-gradient
+    step (ZOTrainer, forward mode, K seeds, LoRA r=8 on query/value of blocks 4-5 + head, a batch of AG News
+    padded to 64 tokens) on the int8 backbone against the same step on the fp32 torch model. Steps alternate
+    (best of several each). Accuracy claims need training runs: `edgelearn adapters quick` (minutes)."""
+    import tempfile
+    from pathlib import Path
+
+    from ..adapters import AdapterBank, AdapterSpec, Int8Backbone, export_minilm
+    from ..adapters.train import TrainConfig, app_data, fp32_model
+    from ..data import tokenize
+    from ..zo import ZOTrainer
+    from ..zo.bert import load_minilm_encoder, load_tokenizer
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "minilm.int8"
+        export_minilm(path, calibration=32 if quick else 128)
+        bb = Int8Backbone(path)
+        file_bytes = path.stat().st_size
+        fp32 = sum(p.numel() * 4 for p in load_minilm_encoder().parameters())
+        report.add(kernel="adapters.backbone", fp32_bytes=fp32, int8_bytes=bb.nbytes, file_bytes=file_bytes)
+        report.claim("int8 backbone memory: fp32 bytes / int8 bytes (MiniLM-L6)", fp32 / bb.nbytes, ">= 3.5")
+
+        spec = AdapterSpec()
+        batch, K = 8, (8 if quick else 16)
+        enc = tokenize(app_data("ag_news", TrainConfig(train_size=batch, eval_size=8))[0], load_tokenizer(), 64)
+        ids, mask, y = enc.input_ids[:batch], enc.attention_mask[:batch], enc.labels[:batch]
+        m32 = fp32_model(4, spec)
+        m8 = AdapterBank(bb, Path(d) / "bank").new_model("ag_news", 4, spec)
+        t32 = ZOTrainer(m32, lr=1e-2, K=K, mode="forward")
+        t8 = ZOTrainer(m8, lr=1e-2, K=K, mode="forward")
+        best = best_interleaved({"fp32": lambda: t32.step(ids, mask, y), "int8": lambda: t8.step(ids, mask, y)},
+                                3 if quick else 5, 0.0)
+        report.add(kernel="adapters.zo_step", batch=batch, max_len=64, K=K, mode="forward", fp32_step_s=best["fp32"],
+                   int8_step_s=best["int8"], threads=get_num_threads())
+        report.claim(f"forward-gradient step speed-up, int8 backbone over fp32 torch model (K={K}, batch {batch}x64)",
+                     best["fp32"] / best["int8"], ">= 2")
+
+
 def run(quick: bool = False) -> Report:
     report = Report("quant")
     try:
@@ -192,4 +261,10 @@ def run(quick: bool = False) -> Report:
         except ImportError:  # threadpoolctl absent: NumPy's BLAS cannot be pinned to one thread
             pass
     _bench_qadapter(report, rng, quick, torch)
+    _bench_qlora(report, rng, quick)
+    if torch is not None:
+        try:
+            _bench_adapters(report, quick, torch)
+        except (ImportError, FileNotFoundError) as e:  # the MiniLM package or the shared data is missing
+            report.add(kernel="adapters", skipped=str(e))
     return report

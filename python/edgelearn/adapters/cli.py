@@ -56,7 +56,9 @@ def _run(args) -> int:
 
     if args.action == "quick":
         out = quick_compare(args.backbone, args.bank, cfg=_cfg(args), log=None if args.quiet else print)
-        _emit(out, args)
+        from ..cli import environment  # the bench JSON contract: environment, results, claims
+
+        _emit({"environment": environment(), **out}, args)
         return 0 if all(c["ok"] for c in out["claims"]) else 1
     if args.action == "train":
         spec = AdapterSpec(layers=tuple(args.layers), r=args.r, alpha=2.0 * args.r)

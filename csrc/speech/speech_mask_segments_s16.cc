@@ -1,6 +1,8 @@
 // speech_mask_segments_s16: keep/drop gates over uniform segments of an int16 waveform with raised-cosine ramps
 // at the gate edges (speech.h), offline and streaming with bounded delay. Integer only; no allocation.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "edgelearn/common.h"
@@ -61,7 +63,18 @@ void speech_mask_segments_s16(const int16_t* x, int64_t n, const uint8_t* gates,
   uint16_t r[MASK_MAX_RAMP];
   make_ramp(R, r);
   auto gate = [&](int64_t s) { return int(gates[s < S ? s : S - 1]); };
-  for (int64_t i = 0; i < n; ++i) y[i] = apply(x[i], gain_at(i, L, R, r, gate));
+  // per segment: its flat part copied or zeroed, the samples within R/2 of a boundary through gain_at
+  const int64_t h = R / 2;
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t a = s * L, b = std::min(n, a + L);
+    const int64_t fa = std::min(b, s == 0 ? a : a + (R - h)), fb = std::max(fa, std::min(b, a + L - h));
+    for (int64_t i = a; i < fa; ++i) y[i] = apply(x[i], gain_at(i, L, R, r, gate));
+    if (gates[s])
+      std::memcpy(y + fa, x + fa, size_t(fb - fa) * sizeof(int16_t));
+    else
+      std::memset(y + fa, 0, size_t(fb - fa) * sizeof(int16_t));
+    for (int64_t i = fb; i < b; ++i) y[i] = apply(x[i], gain_at(i, L, R, r, gate));
+  }
 }
 
 void speech_mask_stream_init(MaskStream* st, int64_t L, int32_t R, int16_t* buf, int64_t capacity) {

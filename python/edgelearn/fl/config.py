@@ -262,9 +262,9 @@ def run_config(path, json_path=None, resume: bool = False, progress: bool = Fals
     t0 = time.perf_counter()
     outd = Path(out_dir or cfg.run.get("out_dir") or (Path(json_path).with_suffix("") if json_path else
                                                        Path("runs") / cfg.path.stem))
-    fh = open(json_path, "w") if json_path else None
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+    fh = open(json_path, "w") if json_path else None
 
     def log(rec):
         if fh:

@@ -186,9 +186,10 @@ class TextTask:
         return int(self.weight_bytes() + acts + opt + 4 * self.n)
 
     def mem_inference(self, batch: int, streams: int = 2) -> int:
-        """Weights + the shared prefix + the working memory of `streams` perturbed streams at once (one layer's
-        activations each; nothing is kept for a backward pass)."""
+        """Weights + the shared prefix + the working memory of `streams` perturbed streams at once (per token:
+        the FFN intermediate and three hidden-size buffers, plus the attention scores; nothing is kept for a
+        backward pass, layers run one at a time)."""
         d, f, H, L = self._dims()
         tok = batch * self.max_len
-        work = streams * tok * 4 * (f + 8 * d + H * self.max_len)
+        work = streams * tok * 4 * (f + 3 * d + H * self.max_len)
         return int(self.weight_bytes() + 4 * tok * d + work + 4 * self.n)

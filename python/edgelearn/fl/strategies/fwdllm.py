@@ -64,7 +64,7 @@ class FwdLLM(Strategy):
     def __init__(self, lr: float = 1e-2, eps: float = 1e-3, K: int = 16, batch: int = 8, uplink: str = "seed",
                  variance_control: bool = True, var_threshold: float = 50.0, min_K: int = 4, max_K: int = 64,
                  candidate_ratio: float = 1.0, load_allocation: bool = True, mode: str = "central",
-                 chunk_streams: int = 8, dist: str = "gaussian"):
+                 chunk_streams: int = 2, dist: str = "gaussian"):
         if uplink not in UPLINKS:
             raise ValueError(f"strategy.uplink: expected one of {UPLINKS}, got {uplink!r}")
         if mode != "central":

@@ -59,3 +59,9 @@ def test_claim_targets():
 
     assert Claim("a", 1.3, "<= 1.3").ok and not Claim("a", 1.31, "<= 1.3").ok
     assert Claim("b", 5, ">= 5").ok and not Claim("b", 4.9, ">= 5").ok
+
+
+def test_every_command_group_is_registered():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"bench", "finetune", "estimate", "targets", "fl", "speech", "adapters", "info"} <= set(sub.choices)

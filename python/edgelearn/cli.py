@@ -21,6 +21,9 @@ BENCH_FAMILIES: dict[str, list[str]] = {
     "firmware_sim": ["firmware_sim.bench"],
 }
 
+# Command groups defined beside their packages; they import heavy dependencies only when run.
+SUBCOMMAND_MODULES = ["firmware_sim.cli", "edgelearn.fl.cli", "edgelearn.speech.cli", "edgelearn.adapters.cli"]
+
 EXAMPLES_BENCH = """examples:
   edgelearn bench                         all families, full sizes
   edgelearn bench --family zo --quick     zo kernels and training step, quick sizes
@@ -194,12 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", metavar="PNG", help="plot loss and accuracy against steps")
     f.set_defaults(fn=cmd_finetune)
 
-    try:  # firmware_sim adds `estimate` and `targets`
-        from firmware_sim.cli import register as register_firmware_sim
-    except ImportError:
-        pass
-    else:
-        register_firmware_sim(sub, fmt)
+    for modname in SUBCOMMAND_MODULES:  # each adds its command group with register(sub, fmt)
+        importlib.import_module(modname).register(sub, fmt)
 
     i = sub.add_parser("info", help="version, SIMD level, threads, where the shared data is")
     i.set_defaults(fn=cmd_info)

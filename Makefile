@@ -5,16 +5,25 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup main test test-all bench
+.PHONY: setup system main test test-all bench
+
+# Debian tools of the speech pipeline (synthesis voices, audio effects); installed once, as root.
+SYSTEM_TOOLS := espeak-ng flite sox
+system:
+	@for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(SYSTEM_TOOLS) libsndfile1; \
+	  else echo "speech tools missing: run 'sudo apt-get install -y $(SYSTEM_TOOLS)' (speech tests will skip)"; fi; \
+	fi
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 # torch first, from its CPU build: a bare `torch` requirement would pull CUDA wheels.
-setup: $(BIN)/python
+setup: $(BIN)/python system
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q '.[torch,litert,dev]'
+	$(BIN)/pip install -q '.[torch,litert,speech,dev]'
 
 main: setup
 	$(BIN)/edgelearn finetune --json runs/finetune.json --plot runs/finetune.png

@@ -101,9 +101,11 @@ def _mutations_lora(a: dict):
     for name, arr in [("x", x), ("w_scale", sw), ("bias", b), ("A", A), ("B", B), ("out", out), ("seeds", seeds)]:
         m_ += [({name: np.zeros(arr.shape, dt)}, {name}, both) for dt in BAD_DTYPES + [np.int8, np.float32]
                if np.dtype(dt) != arr.dtype]
-        m_ += [({name: arr.tolist()}, {name}, both), ({name: "array"}, {name}, both)]
+        # the public API takes seeds as a list of ints or any uint64 array (copied); the kernel does not
+        lenient = ("kernel",) if name == "seeds" else both
+        m_ += [({name: arr.tolist()}, {name}, lenient), ({name: "array"}, {name}, both)]
         if arr.shape[-1] > 1:
-            m_.append(({name: _noncontig(arr)}, {name}, both))
+            m_.append(({name: _noncontig(arr)}, {name}, lenient))
     m_ += [({"x": np.zeros((1, m, k + 1), np.float32)}, {"x"}, both), ({"x": x[:, :, :0]}, {"x"}, both),
            ({"x": np.repeat(x, 3 + len(seeds) * 2, 0)}, {"x"}, both),
            ({"w_scale": np.ones(n + 1, np.float32)}, {"w_scale"}, both),

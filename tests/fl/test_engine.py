@@ -23,8 +23,8 @@ def test_sampling_without_replacement_deterministic_and_spread():
     a = eng.sample(1)
     assert len(np.unique(a)) == 1000 and a.min() >= 0 and a.max() < 100_000
     assert np.array_equal(a, eng.sample(1)) and not np.array_equal(a, eng.sample(2))
-    hits = np.concatenate([Engine(VectorTask(8), NoOp(), _empty(20), DevicePool(), seed=0, rounds=1,
-                                  clients_per_round=5).sample(r) for r in range(1, 401)])
+    small = Engine(VectorTask(8), NoOp(), _empty(20), DevicePool(), seed=0, rounds=1, clients_per_round=5)
+    hits = np.concatenate([small.sample(r) for r in range(1, 401)])
     assert np.bincount(hits, minlength=20).min() > 60  # every client is sampled about 100 times
 
 
@@ -54,7 +54,7 @@ def test_device_clock_is_the_slowest_clients_compute_plus_communication():
 @pytest.fixture(scope="module")
 def tiny_cfg(corpus, tmp_path_factory):
     p = tmp_path_factory.mktemp("cfg") / "tiny.toml"
-    p.write_text(tiny_toml(corpus, FWD, rounds=4))
+    p.write_text(tiny_toml(corpus, FWD, rounds=3))
     return load_config(p)
 
 
@@ -81,11 +81,11 @@ def test_memory_feasibility_backprop_vs_perturbed_inference(tiny_task):
     assert runs["fwdllm"]["infeasible_total"] == 0
     assert runs["fedavg"]["infeasible_total"] > 0
     assert runs["fedavg"]["client_updates"] + runs["fedavg"]["infeasible_total"] + runs["fedavg"]["empty_total"] \
-        == 4 * 5
+        == 3 * 5
 
 
 def tiny_cfg_dict(task):
-    return {"run": {"seed": 3, "rounds": 4, "clients_per_round": 5, "eval_every": 2},
+    return {"run": {"seed": 3, "rounds": 3, "clients_per_round": 5, "eval_every": 2},
             "partition": {"kind": "dirichlet", "alpha": 1.0, "num_clients": 20}}
 
 
@@ -132,6 +132,6 @@ def test_resume_gives_exactly_the_uninterrupted_model(tiny_cfg, tiny_task, tmp_p
     eng = build_engine(cfg, tiny_task, checkpoint_path=ck)
     resumed = eng.run(resume=True)
     assert resumed["model_sha1"] == full["model_sha1"]
-    assert [h["round"] for h in eng.history] == [0, 1, 2, 3, 4]
+    assert [h["round"] for h in eng.history] == [0, 1, 2, 3]
     assert resumed["sim_time_s"] == pytest.approx(full["sim_time_s"])
     tiny_task.set_vector(init)

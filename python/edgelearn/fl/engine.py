@@ -198,6 +198,7 @@ class Engine:
         mems = [h.get("peak_client_mem_bytes", 0) for h in self.history]
         strat = self.strategy
         rejected = getattr(_find(strat, "Rejection"), "rejected_total", 0)
+        injected = getattr(_find(strat, "FaultInjection"), "injected", 0)
         out = {"strategy": strat.describe(), "rounds": self.round, "accuracy_initial": accs[0] if accs else None,
                "accuracy_final": accs[-1] if accs else None, "accuracy_best": max(accs) if accs else None,
                "sim_time_s": self.sim_time, "bytes_up_total": self.totals["bytes_up"],
@@ -206,6 +207,7 @@ class Engine:
                "peak_client_mem_bytes": max(mems) if mems else 0, "client_updates": self.totals["clients"],
                "dropped_total": self.totals["dropped"], "infeasible_total": self.totals["infeasible"],
                "empty_total": self.totals["empty"], "rejected_total": rejected,
+               "faults_injected_total": injected,
                "wall_s": wall, "rounds_per_s": rounds_run / wall if wall > 0 else None,
                "model_sha1": _sha1(self.vec)}
         return {"variant": self.variant, **out} if self.variant else out

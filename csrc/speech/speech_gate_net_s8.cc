@@ -32,14 +32,29 @@ struct Reader {
   int32_t word(const char* what) { return rd(take(4, what), 0); }
 };
 
-// int8 dot product, exact in int32 (|sum| < 64 * 128 * 127); an AVX2 clone on x86 (run-time dispatch).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-int32_t dot_s8(const int8_t* w, const int8_t* x, int32_t n) {
+// int8 dot product, exact in int32 (|sum| <= 9 * 64 * 128 * 127): a baseline and an AVX2 build of the same
+// loop (the compiler widens to 16 bits and uses pmaddwd), chosen at run time.
+inline int32_t dot_s8_base(const int8_t* w, const int8_t* x, int32_t n) {
   int32_t d = 0;
-  for (int32_t c = 0; c < n; ++c) d += int32_t(w[c]) * int32_t(x[c]);
+  for (int32_t c = 0; c < n; ++c) d += int32_t(int16_t(w[c]) * int16_t(x[c]));
   return d;
+}
+#if defined(__x86_64__) || defined(__i386__)
+#pragma GCC push_options
+#pragma GCC target("avx2")
+int32_t dot_s8_avx2(const int8_t* w, const int8_t* x, int32_t n) {
+  int32_t d = 0;
+  for (int32_t c = 0; c < n; ++c) d += int32_t(int16_t(w[c]) * int16_t(x[c]));
+  return d;
+}
+#pragma GCC pop_options
+#endif
+using DotFn = int32_t (*)(const int8_t*, const int8_t*, int32_t);
+DotFn pick_dot() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (__builtin_cpu_supports("avx2")) return dot_s8_avx2;
+#endif
+  return dot_s8_base;
 }
 
 }  // namespace
@@ -121,16 +136,19 @@ void speech_gate_net_s8(const GateNet& net, const int16_t* feat, int64_t T, int8
     const GateLayer& L = net.layers[i];
     const bool last = i == net.n_layers - 1;
     const int h = L.k / 2;
-    for (int64_t s = 0; s < S; ++s)
+    static const DotFn dot_s8 = pick_dot();
+    const int64_t kc = int64_t(L.k) * L.cin;
+    int8_t win[GATE_MAX_K * GATE_MAX_CH];  // im2col row: the k input rows around s, zeros outside (CMSIS-NN style)
+    for (int64_t s = 0; s < S; ++s) {
+      for (int j = 0; j < L.k; ++j) {
+        const int64_t src = s + j - h;
+        if (src < 0 || src >= S)
+          std::memset(win + j * L.cin, 0, size_t(L.cin));
+        else
+          std::memcpy(win + j * L.cin, a + src * GATE_MAX_CH, size_t(L.cin));
+      }
       for (int o = 0; o < L.cout; ++o) {
-        int32_t acc = rd(L.bias, o);
-        for (int j = 0; j < L.k; ++j) {
-          const int64_t src = s + j - h;
-          if (src < 0 || src >= S) continue;
-          const int8_t* w = L.W + (int64_t(o) * L.k + j) * L.cin;
-          const int8_t* x = a + src * GATE_MAX_CH;
-          acc += dot_s8(w, x, L.cin);
-        }
+        const int32_t acc = rd(L.bias, o) + dot_s8(L.W + o * kc, win, int32_t(kc));
         if (last) {
           logits[s] = acc;
           gates[s] = acc > 0 ? 1 : 0;
@@ -141,6 +159,7 @@ void speech_gate_net_s8(const GateNet& net, const int16_t* feat, int64_t T, int8
           b[s * GATE_MAX_CH + o] = int8_t(v < lo ? lo : v > 127 ? 127 : v);
         }
       }
+    }
     std::swap(a, b);
   }
 }

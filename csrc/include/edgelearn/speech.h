@@ -83,7 +83,10 @@
 //   [0] magic 0x38534E47 ("GNS8")  [1] version 1  [2] n_mels = 40  [3] F (1..64)  [4] n_layers  [5] in_shift
 //   (1..30)  in_offset[40]  in_mult[40]
 //   per layer: cin cout k relu  bias[cout]  mult[cout]  shift[cout]  W (cout k cin bytes, zero-padded to 4)
-// Scratch: caller-owned int8 [2 S GATE_MAX_CH] (speech_gate_net_scratch_bytes). Cost: S sum_l k cin cout MACs.
+// Scratch: caller-owned int8 [2 S GATE_MAX_CH] (speech_gate_net_scratch_bytes) for the activations, plus one
+// im2col row of k cin <= 576 bytes on the stack (CMSIS-NN style). Cost: S sum_l k cin cout MACs.
+// Quantising a float (torch) network into this format: edgelearn.kernels.speech.gate_net_quantize (per-channel
+// weight scales, per-tensor activation scales calibrated on q15 features, multiplier in [2^30, 2^31)).
 #pragma once
 
 #include <cstdint>

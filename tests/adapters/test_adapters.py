@@ -166,3 +166,32 @@ def test_int8_adapter_weights_stay_on_their_grid(files, tmp_path):
     step = 0.05 / 127
     assert torch.allclose(B / step, torch.round(B / step), atol=1e-3) and float(B.abs().max()) > 0
     assert 0 <= acc0 <= 1
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan")])
+def test_backbone_with_bad_scales_is_refused_in_one_line(files, tmp_path, bad):
+    from edgelearn.adapters.backbone import write_backbone
+
+    header, tensors = read_backbone(files[0] / "tiny.int8")
+    tensors = {k: v.copy() for k, v in tensors.items()}
+    key = next(k for k in tensors if k.endswith(".ws"))
+    tensors[key][0] = bad
+    header = {k: v for k, v in header.items() if k not in ("tensors", "sha256")}
+    write_backbone(tmp_path / "bad.int8", tensors, header)  # a valid file (checksum fine) with a bad scale
+    with pytest.raises(BackboneError, match="w_scale") as e:
+        Int8Backbone(tmp_path / "bad.int8")
+    assert "\n" not in str(e.value)
+
+
+def test_wrong_weight_layout_in_backbone_is_refused(files, tmp_path):
+    from edgelearn.adapters.backbone import write_backbone
+
+    header, tensors = read_backbone(files[0] / "tiny.int8")
+    tensors = {k: v.copy() for k, v in tensors.items()}
+    key = next(k for k in tensors if k.endswith("intermediate.dense.wq"))
+    tensors[key] = np.ascontiguousarray(tensors[key].T)  # transposed: [k, n] where [n, k] belongs
+    header = {k: v for k, v in header.items() if k not in ("tensors", "sha256")}
+    write_backbone(tmp_path / "t.int8", tensors, header)
+    with pytest.raises(BackboneError, match="intermediate.dense") as e:
+        Int8Backbone(tmp_path / "t.int8")
+    assert "\n" not in str(e.value)

@@ -156,6 +156,9 @@ class Int8Backbone:
                     q = QLinear(quant.qgemm_pack_s8(t[f"{name}.wq"]), t[f"{name}.ws"], t[f"{name}.bias"], xs[name])
                 except (KeyError, ValueError, TypeError) as e:
                     raise BackboneError(f"{self.path}: layer {name} is missing or invalid ({e})") from None
+                if (q.out_features, q.in_features) != (mod.out_features, mod.in_features):
+                    raise BackboneError(f"{self.path}: layer {name} has weights [{q.out_features}, {q.in_features}], "
+                                        f"the config needs [{mod.out_features}, {mod.in_features}]")
                 parent, leaf = name.rsplit(".", 1)
                 setattr(enc.get_submodule(parent), leaf, q)
         enc.embeddings.word_embeddings = QEmbedding(t["embeddings.word.q"], t["embeddings.word.s"])

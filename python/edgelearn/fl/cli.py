@@ -24,14 +24,16 @@ against rounds and simulated time beside the JSON (PATH.png). Exit code 0 when e
 def cmd_fl_run(args: argparse.Namespace) -> int:
     from .config import run_config
 
+    progress = args.progress or (sys.stderr.isatty() and not args.quiet)
+
     def echo(rec):
-        if rec.get("summary") or args.progress:
+        if rec.get("summary") or progress:
             return
         if rec.get("accuracy") is not None and not args.quiet:
             print(f"[{rec.get('variant', '')}] round {rec['round']:4d}  acc {rec['accuracy']:.4f}  "
                   f"sim {rec['sim_time_s']:.1f}s  up {rec['bytes_up']} B", flush=True)
 
-    summary = run_config(args.config, json_path=args.json, resume=args.resume, progress=args.progress,
+    summary = run_config(args.config, json_path=args.json, resume=args.resume, progress=progress,
                          plot=args.plot, out_dir=args.out_dir, echo=echo)
     for name, s in summary["variants"].items():
         acc = s.get("accuracy_final")
@@ -56,7 +58,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> argparse.Argument
     r.add_argument("--resume", action="store_true", help="continue from the checkpoints of a killed run")
     r.add_argument("--plot", metavar="PNG", help="plot path (default: beside --json)")
     r.add_argument("--out-dir", metavar="DIR", help="checkpoint folder (default: run.out_dir or beside --json)")
-    r.add_argument("--progress", action="store_true", help="progress bars instead of per-evaluation lines")
+    r.add_argument("--progress", action="store_true", help="progress bars (the default on a terminal) instead of per-evaluation lines")
     r.add_argument("--quiet", action="store_true", help="only the summary")
     r.set_defaults(fn=cmd_fl_run)
     return fl

@@ -317,3 +317,21 @@ def test_clipped_float_audio_is_documented_behaviour():
     b = speech.speech_logmel_f32(x / np.float32(3))
     loud = b > -4  # away from the 2^-20 floor
     assert np.abs((a - b)[loud] - 2 * np.log(3)).max() < 1e-3  # linear: processed as is, no clipping
+
+
+def test_mutated_gate_blobs_never_crash():
+    rng = np.random.default_rng(9)
+    blob = speech.gate_net_pack(speech_random_gate_net(rng, F=3, hidden=[8], k=3))
+    feat = rng.integers(-14000, 12000, size=(20, 40)).astype(np.int16)
+    for i in range(400):
+        b = blob.copy()
+        if i % 4 == 0:
+            b = b[: int(rng.integers(0, b.size))]
+        else:
+            idx = rng.integers(0, b.size, size=int(rng.integers(1, 6)))
+            b[idx] = rng.integers(0, 256, size=idx.size, dtype=np.uint8)
+        try:
+            logits, gates = _kernels.speech_gate_net_s8(feat, b)
+            assert logits.shape == gates.shape
+        except ValueError as e:
+            assert str(e).startswith("net:")

@@ -135,3 +135,20 @@ def test_resume_gives_exactly_the_uninterrupted_model(tiny_cfg, tiny_task, tmp_p
     assert [h["round"] for h in eng.history] == [0, 1, 2, 3]
     assert resumed["sim_time_s"] == pytest.approx(full["sim_time_s"])
     tiny_task.set_vector(init)
+
+
+def test_fedavg_backprop_is_thread_invariant_too(tiny_cfg, tiny_task):
+    import torch
+
+    init = tiny_task.get_vector()
+    cfg = {**tiny_cfg.variants[0].cfg, "strategy": _strategy_dict(AVG),
+           "run": {**tiny_cfg.variants[0].cfg["run"], "rounds": 2}}
+    shas = []
+    n = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        tiny_task.set_vector(init)
+        shas.append(build_engine(cfg, tiny_task).run()["model_sha1"])
+    torch.set_num_threads(n)
+    tiny_task.set_vector(init)
+    assert shas[0] == shas[1]

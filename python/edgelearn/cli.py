@@ -18,6 +18,7 @@ BENCH_FAMILIES: dict[str, list[str]] = {
     "rng": ["edgelearn.bench.rng"],
     "zo": ["edgelearn.bench.zo_kernels", "edgelearn.bench.zo_train"],
     "quant": ["edgelearn.bench.quant"],
+    "speech": ["edgelearn.bench.speech"],
     "firmware_sim": ["firmware_sim.bench"],
 }
 

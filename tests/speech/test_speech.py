@@ -178,3 +178,51 @@ def test_cli_help_and_errors(tmp_path, capsys):
     assert e.value.code == 0 and "examples" in capsys.readouterr().out
     assert main(["speech", "eval", "--corpus", str(tmp_path / "none")]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_cmvn_ignores_silent_frames_and_spec_augment_masks():
+    from edgelearn.speech.models import FLOOR, cmvn_voiced, spec_augment
+
+    torch.manual_seed(0)
+    f = torch.randn(2, 50, 40) + 3.0
+    g = torch.cat([f, torch.full((2, 30, 40), -20.0)], 1)     # padding / dropped frames below the floor
+    a, b = cmvn_voiced(f), cmvn_voiced(g)
+    assert torch.allclose(a, b[:, :50], atol=1e-5) and torch.all(b[:, 50:] == 0)
+    assert torch.allclose(cmvn_voiced(f + 5.0), a, atol=1e-4)   # a per-band offset (channel, speaker) is removed
+    h = spec_augment(f, torch.Generator().manual_seed(1), max_time=5, max_freq=3)
+    assert h.shape == f.shape and torch.all((h == f) | (h == FLOOR))
+    assert torch.equal(h, spec_augment(f, torch.Generator().manual_seed(1), max_time=5, max_freq=3))
+
+
+def test_unigram_lm_and_validation_split():
+    from edgelearn.speech.attacks import unigram_arpa
+    from edgelearn.speech.train import Corpus, split_validation
+
+    arpa = unigram_arpa(["set an alarm for noon", "call john"])
+    lines = arpa.splitlines()
+    n = int(lines[1].split("=")[1])
+    grams = lines[lines.index("\\1-grams:") + 1: lines.index("\\end\\") - 1]
+    assert len(grams) == n and lines[0] == "\\data\\"
+    p = {w: float(v) for v, w in (g.split() for g in grams)}
+    assert p["alarm"] > p["abba"] and abs(sum(10 ** v for w, v in p.items() if w != "<s>") - 1) < 1e-3
+    spk = np.repeat(np.arange(6), 2)
+    split = np.where(spk < 4, "train", "test")
+    c = Corpus([], torch.zeros(12, 1), np.ones(12), torch.zeros(12), spk, split, [], [], [])
+    fit, val = split_validation(c, 1, seed=0)
+    assert not (fit & val).any() and ((fit | val) == (split == "train")).all()
+    assert np.unique(spk[val]).size == 1 and not (val & (split == "test")).any()
+    with pytest.raises(ValueError, match="val_speakers"):
+        split_validation(c, 4, seed=0)
+
+
+def test_cost_through_firmware_sim():
+    pytest.importorskip("edgelearn.kernels.speech")
+    pytest.importorskip("firmware_sim")
+    from edgelearn.bench import Report
+    from edgelearn.speech.evaluate import cost_claims
+
+    r = Report("speech")
+    c = cost_claims(r, GateNet())
+    assert 0 < c["gatenet_ms"] < c["ms"] and c["gate_macs"] == 1168000   # 4 s: 100 segments, 40-32-32-1, k = 5
+    assert c["latency_ratio_vae"] > 1 and c["ram_ratio_vae"] > 1
+    assert {x.name.split(",")[0] for x in r.claims} >= {"cost: front-end + gates"}

@@ -1,8 +1,11 @@
 """Attackers nobody here wrote or trained for the mask:
 
-- ASR: pocketsphinx (CMU, its shipped US-English acoustic model and dictionary), made *informed* with a JSGF
-  grammar built from the corpus's own phrasings and slot vocabularies, so on clean audio it only has to choose
-  among the sentences the corpus can contain. Reports word error rate and entity (slot-value) error rate.
+- ASR: pocketsphinx (CMU, its shipped US-English acoustic model and dictionary), made *informed* in two ways:
+  ``grammar="jsgf"``: a JSGF grammar built from the corpus's own phrasings and slot vocabularies, so it only has
+  to choose among the sentences the corpus can contain (the strongest attacker: it can fill masked-out words from
+  the phrasing it recognises); ``grammar="unigram"``: a word loop over the corpus vocabulary weighted by word
+  frequencies of the training transcripts (a unigram LM: it knows the words, not the sentences, so it must hear
+  each word). Reports word error rate and entity (slot-value) error rate.
 - Speaker ID: a small x-vector-like classifier (convolutions + mean/std pooling over log-mel) trained on masked
   audio of every speaker and tested on held-out utterances, clean and masked, against chance.
 """
@@ -44,18 +47,43 @@ def jsgf_grammar() -> str:
     return "\n".join(lines) + "\n"
 
 
-class SphinxASR:
-    """pocketsphinx with the corpus grammar; transcribe(int16 audio) -> text."""
+def unigram_arpa(transcripts: list[str]) -> str:
+    """An ARPA unigram LM over the corpus vocabulary: word counts of `transcripts` (training speakers only),
+    add-one smoothed so every vocabulary word can be recognised; sentence end as frequent as sentences."""
+    from collections import Counter
 
-    def __init__(self):
+    from edgelearn.speech.synth import vocabulary
+
+    counts = Counter(w for t in transcripts for w in t.split())
+    vocab = vocabulary()
+    total = sum(counts[w] + 1 for w in vocab) + len(transcripts)
+    lines = ["\\data\\", f"ngram 1={len(vocab) + 2}", "", "\\1-grams:", "-99.0000 <s>",
+             f"{np.log10(max(len(transcripts), 1) / total):.4f} </s>"]
+    lines += [f"{np.log10((counts[w] + 1) / total):.4f} {w}" for w in vocab]
+    return "\n".join(lines + ["", "\\end\\", ""])
+
+
+class SphinxASR:
+    """pocketsphinx informed by the corpus: grammar="jsgf" (its sentences) or "unigram" (its words, weighted by
+    the training transcripts' counts); transcribe(int16 audio) -> text."""
+
+    def __init__(self, grammar: str = "jsgf", transcripts: list[str] | None = None):
         try:
             from pocketsphinx import Decoder
         except ImportError as e:
             raise ImportError(f"{e}: the ASR attacker needs pocketsphinx: pip install pocketsphinx") from e
-        with tempfile.TemporaryDirectory() as td:   # the decoder reads the grammar when it is made
-            g = Path(td) / "corpus.gram"
-            g.write_text(jsgf_grammar())
-            self.decoder = Decoder(samprate=16000, jsgf=str(g), loglevel="FATAL")
+        if grammar not in ("jsgf", "unigram"):
+            raise ValueError(f"grammar: 'jsgf' or 'unigram', got {grammar!r}")
+        self.grammar = grammar
+        with tempfile.TemporaryDirectory() as td:   # the decoder reads the grammar / LM when it is made
+            if grammar == "jsgf":
+                g = Path(td) / "corpus.gram"
+                g.write_text(jsgf_grammar())
+                self.decoder = Decoder(samprate=16000, jsgf=str(g), loglevel="FATAL")
+            else:
+                g = Path(td) / "corpus.arpa"
+                g.write_text(unigram_arpa(transcripts or []))
+                self.decoder = Decoder(samprate=16000, lm=str(g), loglevel="FATAL")
 
     def transcribe(self, x: np.ndarray) -> str:
         d = self.decoder

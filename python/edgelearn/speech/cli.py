@@ -60,8 +60,8 @@ def cmd_train(args) -> int:
 
     torch.set_num_threads(args.threads)
     out = train_all(args.corpus, args.models, epochs_cloud=args.epochs_cloud, epochs_mask=args.epochs_mask,
-                    epochs_ft=args.epochs_ft, gamma=args.gamma, seed=args.seed,
-                    log=lambda s: print(s, flush=True))
+                    epochs_ft=args.epochs_ft, gamma=args.gamma, seed=args.seed, val_speakers=args.val_speakers,
+                    augment=not args.no_augment, lr_cloud=args.lr, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -75,7 +75,8 @@ def cmd_eval(args) -> int:
     from edgelearn.speech.evaluate import evaluate
 
     torch.set_num_threads(args.threads)
-    rep = evaluate(args.corpus, args.models, n_asr=args.n_asr, seed=args.seed, plot=args.plot,
+    rep = evaluate(args.corpus, args.models, n_asr=args.n_asr, n_asr_unigram=args.n_asr_unigram, seed=args.seed,
+                   plot=args.plot,
                    log=lambda s: print(s, flush=True))
     claims = [c.to_json() for c in rep.claims]
     print("\nclaims:")
@@ -119,8 +120,13 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     t.add_argument("--epochs-cloud", type=int, default=20)
     t.add_argument("--epochs-mask", type=int, default=6)
     t.add_argument("--epochs-ft", type=int, default=4)
+    t.add_argument("--val-speakers", type=int, default=3, help="training speakers held out for validation")
+    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the cloud model (one-cycle)")
+    t.add_argument("--no-augment", action="store_true", help="no SpecAugment")
     e = ss.choices["eval"]
-    e.add_argument("--n-asr", type=int, default=48, help="test utterances decoded by the ASR attacker")
+    e.add_argument("--n-asr", type=int, default=48, help="test utterances decoded by the JSGF-grammar ASR attacker")
+    e.add_argument("--n-asr-unigram", type=int, default=24,
+                   help="test utterances decoded by the unigram-LM ASR attacker (slower; 0 = skip)")
     e.add_argument("--plot", metavar="PNG", help="gates over waveform and spectrogram of one test utterance")
 
 

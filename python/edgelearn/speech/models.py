@@ -42,16 +42,43 @@ def hard_concrete_deterministic(log_alpha: torch.Tensor) -> torch.Tensor:
     return (torch.sigmoid(log_alpha) * (HC_ZETA - HC_GAMMA) + HC_GAMMA).clamp(0.0, 1.0)
 
 
-def normalise(feats: torch.Tensor) -> torch.Tensor:
-    """Per-utterance, per-band mean/variance normalisation of [B, T, 40] log-mel."""
-    mu = feats.mean(1, keepdim=True)
-    sd = feats.std(1, keepdim=True) + 1e-3
-    return (feats - mu) / sd
+FLOOR = -10.0   # log-mel values are clamped here; frames whose loudest band is at the floor are silence/dropped
+
+
+def cmvn_voiced(feats: torch.Tensor) -> torch.Tensor:
+    """Per-utterance, per-band mean and variance normalisation of [B, T, 40] log-mel, with the statistics taken over
+    frames that hold signal (loudest band above FLOOR + 1) only, so padding and masked-out segments do not shift
+    them; those frames are set to 0 afterwards. Removes most of the speaker / channel offset."""
+    f = feats.clamp(min=FLOOR)
+    w = (f.amax(-1, keepdim=True) > FLOOR + 1).float()
+    n = w.sum(1, keepdim=True).clamp(min=1.0)
+    mu = (f * w).sum(1, keepdim=True) / n
+    sd = (((f - mu) ** 2 * w).sum(1, keepdim=True) / n).clamp(min=1e-4).sqrt()
+    return (f - mu) / sd * w
+
+
+def spec_augment(feats: torch.Tensor, gen: torch.Generator, n_time: int = 2, max_time: int = 12, n_freq: int = 2,
+                 max_freq: int = 6) -> torch.Tensor:
+    """SpecAugment (Park et al. 2019) on raw log-mel [B, T, 40]: time masks set frames to the floor (what a dropped
+    segment looks like), frequency masks set bands to FLOOR as well (silence in that band)."""
+    f = feats.clone()
+    B, T, M = f.shape
+    for b in range(B):
+        for _ in range(n_time):
+            w = int(torch.randint(0, max_time + 1, (1,), generator=gen))
+            t0 = int(torch.randint(0, max(1, T - w), (1,), generator=gen))
+            f[b, t0: t0 + w] = FLOOR
+        for _ in range(n_freq):
+            w = int(torch.randint(0, max_freq + 1, (1,), generator=gen))
+            m0 = int(torch.randint(0, M - w + 1, (1,), generator=gen))
+            f[b, :, m0: m0 + w] = FLOOR
+    return f
 
 
 class CloudSLU(nn.Module):
-    """Cloud intent classifier over log-mel: input batch-norm (log floor clamped at -10), four 1-D convolutions
-    (the last two dilated, x2 time downsampling), mean+max pooling over time, linear head."""
+    """Cloud intent classifier over log-mel: per-utterance normalisation over voiced frames (``cmvn_voiced``),
+    input batch-norm, four 1-D convolutions (the last two dilated, x2 time downsampling), mean+max pooling over
+    time, linear head."""
 
     def __init__(self, n_intents: int, width: int = 64):
         super().__init__()
@@ -65,7 +92,7 @@ class CloudSLU(nn.Module):
         self.head = nn.Linear(2 * width, n_intents)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, 40] -> [B, n_intents]
-        h = self.norm(feats.clamp(min=-10.0).transpose(1, 2))
+        h = self.norm(cmvn_voiced(feats).transpose(1, 2))
         for conv, bn in zip(self.convs, self.bns):
             h = F.relu(bn(conv(h)))
         return self.head(self.drop(torch.cat([h.mean(-1), h.amax(-1)], -1)))

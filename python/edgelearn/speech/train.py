@@ -25,7 +25,7 @@ from edgelearn.speech.audio import read_wav
 from edgelearn.speech.features import logmel_torch
 from edgelearn.speech.mask import apply_mask, extend_gates, random_gates
 from edgelearn.speech.models import (SEG, CloudSLU, GateNet, hard_concrete_deterministic, hard_concrete_p_open,
-                                     hard_concrete_sample, upsample_gates)
+                                     hard_concrete_sample, spec_augment, upsample_gates)
 from edgelearn.speech.synth import load_manifest
 
 
@@ -83,16 +83,20 @@ def _batches(n: int, bs: int, gen: torch.Generator):
 
 
 def train_classifier(model, feats, labels, epochs=12, bs=32, lr=3e-3, seed=0, log=print, name="cloud",
-                     wave_fn=None):
-    """Cross-entropy training; wave_fn(idx) -> features of a batch, when features change per batch (masks)."""
+                     wave_fn=None, augment=False, weight_decay=1e-4):
+    """Cross-entropy training with AdamW and a one-cycle schedule (warm-up, cosine decay); wave_fn(idx) ->
+    features of a batch, when features change per batch (masks); augment: SpecAugment on each batch."""
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    aug_gen = torch.Generator().manual_seed(seed + 7919)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * (-(-len(labels) // bs)))
     for ep in range(epochs):
         model.train()
         tot, correct, t0 = 0.0, 0, time.time()
         for idx in _batches(len(labels), bs, gen):
             f = wave_fn(idx) if wave_fn else feats[idx]
+            if augment:
+                f = spec_augment(f, aug_gen)
             logits = model(f)
             loss = F.cross_entropy(logits, labels[idx])
             opt.zero_grad()
@@ -186,16 +190,33 @@ def random_gates_for(corpus: Corpus, frac: float, seed: int) -> list[np.ndarray]
     return [random_gates(int(n), frac, rng) for n in corpus.length]
 
 
+def split_validation(corpus: Corpus, n_val_speakers: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (fit, val) over the *train* split: n_val_speakers training speakers held out for model
+    selection and tuning (the test speakers are never looked at while training)."""
+    train = corpus.split == "train"
+    spk = np.unique(corpus.speaker[train])
+    if not 0 <= n_val_speakers < spk.size:
+        raise ValueError(f"val_speakers: need 0 <= n < {spk.size} training speakers, got {n_val_speakers}")
+    val_spk = np.random.default_rng(seed + 101).permutation(spk)[:n_val_speakers]
+    val = train & np.isin(corpus.speaker, val_spk)
+    return train & ~val, val
+
+
 def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
-              log=print) -> dict:
-    """All three stages on the train split; saves out_dir/speech_models.pt and the int8 gate network."""
+              val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, log=print) -> dict:
+    """All three stages on the train split (minus val_speakers held out for validation); saves
+    out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
+    (clean / learned mask / random mask) when val_speakers > 0."""
     torch.manual_seed(seed)
+    t_start = time.time()
     full = load_corpus(corpus_dir)
-    tr = full.subset(full.split == "train")
+    fit, val = split_validation(full, val_speakers, seed)
+    tr = full.subset(fit)
     log(f"corpus: {len(full.ids)} utterances, {len(full.intents)} intents, {len(full.speakers)} speakers; "
-        f"train {len(tr.ids)}")
+        f"train {len(tr.ids)}, validation {int(val.sum())} ({val_speakers} speakers)")
     ftr = feats_of(tr.wave)
-    cloud = train_classifier(CloudSLU(len(full.intents)), ftr, tr.intent, epochs=epochs_cloud, seed=seed, log=log)
+    cloud = train_classifier(CloudSLU(len(full.intents)), ftr, tr.intent, epochs=epochs_cloud, lr=lr_cloud,
+                             seed=seed, log=log, augment=augment)
     gatenet = GateNet()
     flat = torch.cat([ftr[i, : 1 + (int(n) - 480) // 320] for i, n in enumerate(tr.length)])
     gatenet.mean.copy_(flat.mean(0))
@@ -205,22 +226,39 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     frac = kept_fraction(gates)
     log(f"train kept fraction (hard gates) {frac:.3f}")
     fm = feats_of(masked_wave(tr, gates))
-    cloud_masked = train_classifier(copy.deepcopy(cloud), fm, tr.intent, epochs=epochs_ft, lr=1e-3, seed=seed,
-                                    log=log, name="cloud fine-tune (masked)")
+    cloud_masked = train_classifier(copy.deepcopy(cloud), fm, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
+                                    log=log, name="cloud fine-tune (masked)", augment=augment)
     fr = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed)))
-    cloud_random = train_classifier(copy.deepcopy(cloud), fr, tr.intent, epochs=epochs_ft, lr=1e-3, seed=seed,
-                                    log=log, name="cloud fine-tune (random mask)")
+    cloud_random = train_classifier(copy.deepcopy(cloud), fr, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
+                                    log=log, name="cloud fine-tune (random mask)", augment=augment)
+    record = {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids),
+              "settings": {"epochs_cloud": epochs_cloud, "epochs_mask": epochs_mask, "epochs_ft": epochs_ft,
+                           "gamma": gamma, "seed": seed, "val_speakers": val_speakers, "augment": augment,
+                           "lr_cloud": lr_cloud, "lr_ft": lr_ft}}
+    if val.any():
+        va = full.subset(val)
+        vg = hard_gates(gatenet, feats_of(va.wave), va.length)
+        vfrac = kept_fraction(vg)
+        record["validation"] = {
+            "n": len(va.ids), "speakers": sorted({va.speakers[k] for k in va.speaker}), "kept_fraction": vfrac,
+            "clean": accuracy(cloud, feats_of(va.wave), va.intent),
+            "masked": accuracy(cloud_masked, feats_of(masked_wave(va, vg)), va.intent),
+            "random": accuracy(cloud_random, feats_of(masked_wave(va, random_gates_for(va, vfrac, seed + 1))),
+                               va.intent)}
+        log(f"validation: {record['validation']}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {"intents": full.intents, "gamma": gamma, "train_kept_fraction": frac, "masker_history": hist,
              "cloud": cloud.state_dict(), "cloud_masked": cloud_masked.state_dict(),
-             "cloud_random": cloud_random.state_dict(), "gatenet": gatenet.state_dict(), "seed": seed}
+             "cloud_random": cloud_random.state_dict(), "gatenet": gatenet.state_dict(), "seed": seed,
+             "settings": record["settings"]}
     torch.save(state, out / "speech_models.pt")
     from edgelearn.speech.export import export_gatenet_s8
 
     export_gatenet_s8(gatenet, [tr.int16(i) for i in range(min(64, len(tr.ids)))], out / "gatenet_s8.bin")
-    log(f"wrote {out / 'speech_models.pt'} and {out / 'gatenet_s8.bin'}")
-    return {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids)}
+    record["wall_s"] = time.time() - t_start
+    log(f"wrote {out / 'speech_models.pt'} and {out / 'gatenet_s8.bin'} ({record['wall_s']:.0f}s)")
+    return record
 
 
 def load_models(out_dir) -> dict:

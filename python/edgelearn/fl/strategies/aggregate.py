@@ -34,7 +34,10 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def l2(v: np.ndarray) -> float:
+    """L2 norm accumulated in float64 (pairwise, no BLAS: deterministic); NaN/inf if any entry is."""
     v = np.asarray(v).ravel()
+    if v.dtype == np.float32:
+        return float(np.sqrt(np.add.reduce(np.square(v.astype(np.float64)))))
     return float(np.sqrt(_dot(v, v)))
 
 

@@ -20,10 +20,9 @@ class Rejection(StrategyWrapper):
 
     def filter(self, rnd, updates):
         updates = self.inner.filter(rnd, updates)
-        finite = [u for u in updates if np.all(np.isfinite(u.vector))]
-        norms = [l2(u.vector) for u in finite]
-        finite = [u for u, n in zip(finite, norms) if np.isfinite(n)]
-        norms = [n for n in norms if np.isfinite(n)]
+        norms_all = [l2(u.vector) for u in updates]  # NaN/inf anywhere (or overflow) -> a non-finite norm
+        finite = [u for u, n in zip(updates, norms_all) if np.isfinite(n)]
+        norms = [n for n in norms_all if np.isfinite(n)]
         limit = self.factor * float(np.median(norms)) if norms else 0.0
         if self.max_norm is not None:
             limit = min(limit, float(self.max_norm)) if norms else float(self.max_norm)

@@ -44,7 +44,7 @@ class _Evaluator:
         return correct / len(self.labels), loss / len(self.labels)
 
 
-def finetune(steps: int = 250, batch: int = 8, max_len: int = 64, K: int = 16, lr: float = 2e-2,
+def finetune(steps: int = 150, batch: int = 8, max_len: int = 64, K: int = 16, lr: float = 2e-2,
              eps: float = 1e-3, lora_layers: Sequence[int] | None = (4, 5), r: int = 8, mode: str = "forward",
              schedule: str = "cosine", warmup: int = 0, train_head: bool = True, seed: int = 0,
              eval_size: int = 400, eval_points: int = 4, chunk_bytes: int | None = 64 << 20,

@@ -152,3 +152,14 @@ def test_fedavg_backprop_is_thread_invariant_too(tiny_cfg, tiny_task):
     torch.set_num_threads(n)
     tiny_task.set_vector(init)
     assert shas[0] == shas[1]
+
+
+def test_fwdllm_forward_mode_runs(tiny_cfg, tiny_task):
+    init = tiny_task.get_vector()
+    cfg = {**tiny_cfg.variants[0].cfg, "strategy": {**_strategy_dict(FWD), "mode": "forward"},
+           "run": {**tiny_cfg.variants[0].cfg["run"], "rounds": 1}}
+    tiny_task.set_vector(init)
+    eng = build_engine(cfg, tiny_task)
+    eng.run()
+    assert np.all(np.isfinite(eng.vec)) and not np.array_equal(eng.vec, init)
+    tiny_task.set_vector(init)

@@ -4,7 +4,7 @@ uplink as in FedKSeed.
 Client (one batch of its shard per round, FedSGD-style):
     draw ceil(candidate_ratio x K) seeds; with a previous global gradient G, keep the K whose perturbation
     directions sigma*Z(seed) have the largest |cos(sigma Z, G)| (discriminative sampling; ratio 1 = plain);
-    run the 2K perturbed forwards (central) with edgelearn.zo.PerturbedForward -> g_k;
+    run the 2K perturbed forwards (central; forward mode: K + 1) with edgelearn.zo.PerturbedForward -> g_k;
     uplink "seed": the (seed, g_k) pairs (12 bytes each); uplink "full": v = sum_k sigma g_k Z_k / K (4n bytes);
     plus s2 = |v_even - v_odd|^2 / 4, the split-half variance of its own estimate (4 bytes).
 Server:
@@ -67,8 +67,8 @@ class FwdLLM(Strategy):
                  chunk_streams: int = 2, dist: str = "gaussian"):
         if uplink not in UPLINKS:
             raise ValueError(f"strategy.uplink: expected one of {UPLINKS}, got {uplink!r}")
-        if mode != "central":
-            raise ValueError(f"strategy.mode: only 'central' is supported (split-half pairs), got {mode!r}")
+        if mode not in ("central", "forward"):
+            raise ValueError(f"strategy.mode: expected 'central' or 'forward', got {mode!r}")
         for k, v in (("lr", lr), ("eps", eps), ("K", K), ("batch", batch), ("var_threshold", var_threshold),
                      ("min_K", min_K), ("max_K", max_K), ("chunk_streams", chunk_streams)):
             if not v > 0:
@@ -125,7 +125,8 @@ class FwdLLM(Strategy):
         s2 = split_half_variance(v_even, v_odd)
         first = task.first_trained_layer()
         b = len(idx)
-        macs = (task.macs_forward(b, 0) - task.macs_forward(b, first)) + 2 * K * task.macs_forward(b, first) + cos_macs
+        streams = 2 * K if self.mode == "central" else K + 1
+        macs = (task.macs_forward(b, 0) - task.macs_forward(b, first)) + streams * task.macs_forward(b, first) + cos_macs
         if self.uplink == "seed":
             payload, up = {"seeds": seeds, "g": g.astype(np.float32), "s2": s2}, 12 * K + 4
         else:

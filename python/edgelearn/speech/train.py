@@ -203,7 +203,8 @@ def split_validation(corpus: Corpus, n_val_speakers: int, seed: int) -> tuple[np
 
 
 def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
-              val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, log=print) -> dict:
+              val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
+              log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0."""
@@ -215,13 +216,15 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     log(f"corpus: {len(full.ids)} utterances, {len(full.intents)} intents, {len(full.speakers)} speakers; "
         f"train {len(tr.ids)}, validation {int(val.sum())} ({val_speakers} speakers)")
     ftr = feats_of(tr.wave)
-    cloud = train_classifier(CloudSLU(len(full.intents)), ftr, tr.intent, epochs=epochs_cloud, lr=lr_cloud,
+    cloud = train_classifier(CloudSLU(len(full.intents), width), ftr, tr.intent, epochs=epochs_cloud, lr=lr_cloud,
                              seed=seed, log=log, augment=augment)
     gatenet = GateNet()
     flat = torch.cat([ftr[i, : 1 + (int(n) - 480) // 320] for i, n in enumerate(tr.length)])
     gatenet.mean.copy_(flat.mean(0))
     gatenet.std.copy_(flat.std(0) + 1e-3)
-    hist = train_masker(cloud, gatenet, tr.wave, ftr, tr.length, gamma=gamma, epochs=epochs_mask, seed=seed, log=log)
+    sub = np.sort(np.random.default_rng(seed).permutation(len(tr.ids))[:mask_utts])   # the masker needs fewer
+    hist = train_masker(cloud, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma, epochs=epochs_mask,
+                        bs=16, lr_dual=lr_dual, seed=seed, log=log)
     gates = hard_gates(gatenet, ftr, tr.length)
     frac = kept_fraction(gates)
     log(f"train kept fraction (hard gates) {frac:.3f}")
@@ -234,7 +237,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     record = {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids),
               "settings": {"epochs_cloud": epochs_cloud, "epochs_mask": epochs_mask, "epochs_ft": epochs_ft,
                            "gamma": gamma, "seed": seed, "val_speakers": val_speakers, "augment": augment,
-                           "lr_cloud": lr_cloud, "lr_ft": lr_ft}}
+                           "lr_cloud": lr_cloud, "lr_ft": lr_ft, "width": width, "mask_utts": mask_utts,
+                           "lr_dual": lr_dual}}
     if val.any():
         va = full.subset(val)
         vg = hard_gates(gatenet, feats_of(va.wave), va.length)
@@ -268,8 +272,9 @@ def load_models(out_dir) -> dict:
     st = torch.load(p, weights_only=False)
     n = len(st["intents"])
     models = {}
+    width = st.get("settings", {}).get("width", 64)
     for k in ("cloud", "cloud_masked", "cloud_random"):
-        m = CloudSLU(n)
+        m = CloudSLU(n, width)
         m.load_state_dict(st[k])
         models[k] = m.eval()
     g = GateNet()

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import scipy_openblas32 as _openblas  # noqa: F401  (loads the OpenBLAS the compiled module links)
+import os as _os
 
-from . import _kernels
+# OpenBLAS's idle workers spin for ~2^28 cycles after each GEMM, taking a core from torch and OpenMP between the
+# kernels' GEMMs; a short timeout lets them sleep. Read once when the library loads; set it yourself to override.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import scipy_openblas32 as _openblas  # noqa: E402,F401  (loads the OpenBLAS the compiled module links)
+
+from . import _kernels  # noqa: E402
 
 
 def set_num_threads(n: int) -> None:

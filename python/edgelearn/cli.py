@@ -124,7 +124,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise ImportError(f"{e}; fine-tuning needs the torch extra: pip install torch==2.13.0 && pip install 'edgelearn[torch]'") from e
     given = dict(steps=args.steps, batch=args.batch, max_len=args.max_len, K=args.K, seed=args.seed,
-                 eval_size=args.eval_size, lr=args.lr, eps=args.eps, lora_layers=args.lora_layers)
+                 eval_size=args.eval_size, lr=args.lr, eps=args.eps, lora_layers=args.lora_layers,
+                 mode=args.mode, schedule=args.schedule, lora_scale=args.lora_scale)
     kwargs = {k: v for k, v in given.items() if v is not None}
     kwargs["progress"] = not args.no_progress
     out = finetune(**kwargs)
@@ -191,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--lr", type=float, default=None)
     f.add_argument("--eps", type=float, default=None)
     f.add_argument("--lora-layers", type=int, nargs="+", default=None, help="encoder layers that get LoRA")
+    f.add_argument("--mode", choices=["central", "forward"], default=None,
+                   help="central: (L+ - L-)/2eps per seed (2K streams); forward: (L_k - L_0)/eps (K+1 streams)")
+    f.add_argument("--schedule", choices=["constant", "cosine", "linear"], default=None, help="learning-rate schedule")
+    f.add_argument("--lora-scale", type=float, default=None, help="perturbation scale of LoRA tensors relative to the head")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--eval-size", type=int, default=None, help="held-out examples to evaluate on")
     f.add_argument("--no-progress", action="store_true")

@@ -14,60 +14,6 @@ namespace edgelearn::bind {
 
 namespace {
 
-std::string type_name(py::handle h) { return std::string(py::str(py::type::handle_of(h).attr("__name__"))); }
-
-bool is_numpy_scalar(py::handle h, const char* kind) {
-  static py::handle np = py::module_::import("numpy").release();
-  return py::isinstance(h, np.attr(kind));
-}
-
-int64_t int_arg(py::handle h, const char* name, int64_t lo, int64_t hi) {
-  if (PyBool_Check(h.ptr()) || !(PyLong_Check(h.ptr()) || is_numpy_scalar(h, "integer")))
-    throw TypeError_(std::string(name) + ": expected an integer, got " + type_name(h));
-  int overflow = 0;
-  py::object idx = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
-  if (!idx) throw py::error_already_set();
-  const long long v = PyLong_AsLongLongAndOverflow(idx.ptr(), &overflow);
-  if (overflow || v < lo || v > hi)
-    throw ArgError(std::string(name) + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
-                   std::string(py::str(h)));
-  return v;
-}
-
-uint64_t u64_arg(py::handle h, const char* name) {
-  if (PyBool_Check(h.ptr()) || !(PyLong_Check(h.ptr()) || is_numpy_scalar(h, "integer")))
-    throw TypeError_(std::string(name) + ": expected an integer, got " + type_name(h));
-  py::object idx = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
-  if (!idx) throw py::error_already_set();
-  const unsigned long long v = PyLong_AsUnsignedLongLong(idx.ptr());
-  if (v == (unsigned long long)-1 && PyErr_Occurred()) {
-    PyErr_Clear();
-    throw ArgError(std::string(name) + ": must be in [0, 2^64 - 1], got " + std::string(py::str(h)));
-  }
-  return v;
-}
-
-float real_arg(py::handle h, const char* name) {
-  if (PyBool_Check(h.ptr()) ||
-      !(PyFloat_Check(h.ptr()) || PyLong_Check(h.ptr()) || is_numpy_scalar(h, "floating") ||
-        is_numpy_scalar(h, "integer")))
-    throw TypeError_(std::string(name) + ": expected a real number, got " + type_name(h));
-  const double v = PyFloat_AsDouble(h.ptr());
-  if (v == -1.0 && PyErr_Occurred()) {
-    PyErr_Clear();
-    throw ArgError(std::string(name) + ": out of range");
-  }
-  if (!std::isfinite(v) || std::fabs(v) > 3.0e38)
-    throw ArgError(std::string(name) + ": must be finite and within float32 range, got " + std::string(py::str(h)));
-  return float(v);
-}
-
-std::string shape_str(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
 // The packed weight behind a _QWeightS8 object; a plain int8 array gets a TypeError that says what to do.
 const QWeightS8& packed_arg(py::handle h, const char* name) {
   if (!py::isinstance<QWeightS8>(h)) {

@@ -14,16 +14,6 @@ namespace edgelearn::bind {
 
 namespace {
 
-int64_t int_arg(py::handle h, const char* name, int64_t lo, int64_t hi) {
-  if (PyBool_Check(h.ptr()) || !PyLong_Check(h.ptr()))
-    throw TypeError_(std::string(name) + ": expected an integer");
-  const long long v = h.cast<long long>();
-  if (v < lo || v > hi)
-    throw ArgError(std::string(name) + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                   "], got " + std::to_string(v));
-  return v;
-}
-
 template <typename T>
 py::array_t<T> audio(py::handle obj, const char* name) {
   auto a = require<T>(obj, name);

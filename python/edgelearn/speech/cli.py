@@ -62,7 +62,7 @@ def cmd_train(args) -> int:
     out = train_all(args.corpus, args.models, epochs_cloud=args.epochs_cloud, epochs_mask=args.epochs_mask,
                     epochs_ft=args.epochs_ft, gamma=args.gamma, seed=args.seed, val_speakers=args.val_speakers,
                     augment=not args.no_augment, lr_cloud=args.lr, width=args.width,
-                    mask_utts=args.mask_utts, lr_dual=args.lr_dual, log=lambda s: print(s, flush=True))
+                    mask_utts=args.mask_utts, lr_dual=args.lr_dual, cloud_from=args.cloud_from, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -127,6 +127,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     t.add_argument("--width", type=int, default=64, help="channels of the cloud model's convolutions")
     t.add_argument("--mask-utts", type=int, default=800, help="training utterances the mask generator sees")
     t.add_argument("--lr-dual", type=float, default=0.5, help="dual ascent step of the Lagrange multiplier")
+    t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "
+                   "and --val-speakers): skips stage 1")
     e = ss.choices["eval"]
     e.add_argument("--n-asr", type=int, default=48, help="test utterances decoded by the JSGF-grammar ASR attacker")
     e.add_argument("--n-asr-unigram", type=int, default=24,

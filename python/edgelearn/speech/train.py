@@ -118,6 +118,10 @@ def accuracy(model, feats, labels, bs=128) -> float:
     return float((pred == labels).float().mean())
 
 
+LA_BOUND = 4.0   # log_alpha clamped to +-4 while training the masker (straight-through: P(open) in [0.004, 0.996] and the
+                 # L0 term keeps its gradient after the multiplier has pushed gates wide open; else they stay open)
+
+
 def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
                  seed=0, log=print):
     """Lagrangian training of the GateNet (see the module doc). Returns the history of (kept, kl, lambda)."""
@@ -136,7 +140,8 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
     for ep in range(epochs):
         ks, kls, t0 = [], [], time.time()
         for idx in _batches(len(feats), bs, gen):
-            la = gatenet(feats[idx])
+            raw = gatenet(feats[idx])   # clamped forward, identity backward: the L0 term never loses its gradient
+            la = raw - (raw - raw.clamp(-LA_BOUND, LA_BOUND)).detach()
             valid = valid_all[idx, : la.shape[1]]
             z = hard_concrete_sample(la)
             masked = wave[idx] * upsample_gates(z, wave.shape[1])
@@ -144,7 +149,7 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             logp = p_clean_all[idx]
             kl = (logp.exp() * (logp - logq)).sum(-1).mean()
             kept = (hard_concrete_p_open(la) * valid).sum() / valid.sum()
-            loss = kept + lam * (kl - gamma)
+            loss = kept + lam * (kl - gamma) + 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -204,7 +209,7 @@ def split_validation(corpus: Corpus, n_val_speakers: int, seed: int) -> tuple[np
 
 def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
-              log=print) -> dict:
+              cloud_from=None, log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0."""
@@ -216,8 +221,17 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     log(f"corpus: {len(full.ids)} utterances, {len(full.intents)} intents, {len(full.speakers)} speakers; "
         f"train {len(tr.ids)}, validation {int(val.sum())} ({val_speakers} speakers)")
     ftr = feats_of(tr.wave)
-    cloud = train_classifier(CloudSLU(len(full.intents), width), ftr, tr.intent, epochs=epochs_cloud, lr=lr_cloud,
-                             seed=seed, log=log, augment=augment)
+    if cloud_from:   # stage 1 done before: the clean cloud model of another run on the same corpus and split
+        prev = torch.load(Path(cloud_from) / "speech_models.pt", weights_only=False)
+        if prev["intents"] != full.intents or prev.get("settings", {}).get("val_speakers") != val_speakers:
+            raise ValueError(f"cloud_from: {cloud_from} was trained on other intents or another validation split")
+        width = prev["settings"]["width"]
+        cloud = CloudSLU(len(full.intents), width)
+        cloud.load_state_dict(prev["cloud"])
+        log(f"clean cloud model from {cloud_from} (width {width}); stage 1 skipped")
+    else:
+        cloud = train_classifier(CloudSLU(len(full.intents), width), ftr, tr.intent, epochs=epochs_cloud,
+                                 lr=lr_cloud, seed=seed, log=log, augment=augment)
     gatenet = GateNet()
     flat = torch.cat([ftr[i, : 1 + (int(n) - 480) // 320] for i, n in enumerate(tr.length)])
     gatenet.mean.copy_(flat.mean(0))
@@ -238,7 +252,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               "settings": {"epochs_cloud": epochs_cloud, "epochs_mask": epochs_mask, "epochs_ft": epochs_ft,
                            "gamma": gamma, "seed": seed, "val_speakers": val_speakers, "augment": augment,
                            "lr_cloud": lr_cloud, "lr_ft": lr_ft, "width": width, "mask_utts": mask_utts,
-                           "lr_dual": lr_dual}}
+                           "lr_dual": lr_dual, "cloud_from": str(cloud_from) if cloud_from else None}}
     if val.any():
         va = full.subset(val)
         vg = hard_gates(gatenet, feats_of(va.wave), va.length)

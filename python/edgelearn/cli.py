@@ -19,6 +19,7 @@ BENCH_FAMILIES: dict[str, list[str]] = {
     "zo": ["edgelearn.bench.zo_kernels", "edgelearn.bench.zo_train"],
     "quant": ["edgelearn.bench.quant"],
     "speech": ["edgelearn.bench.speech"],
+    "fl": ["edgelearn.bench.fl"],
     "firmware_sim": ["firmware_sim.bench"],
 }
 

@@ -149,7 +149,7 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             logp = p_clean_all[idx]
             kl = (logp.exp() * (logp - logq)).sum(-1).mean()
             kept = (hard_concrete_p_open(la) * valid).sum() / valid.sum()
-            loss = kept + lam * (kl - gamma) + 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near
+            loss = kept + lam * (kl - gamma) + 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near the clamp
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -47,18 +47,7 @@ class Report:
 
 def best_time(fn: Callable[[], object], repeat: int = 5, min_time: float = 0.2) -> float:
     """Best wall time of one call of fn over `repeat` rounds (each round loops until min_time): seconds."""
-    fn()  # warm up: page faults, thread pools, caches
-    best = float("inf")
-    for _ in range(repeat):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            dt = time.perf_counter() - t0
-            if dt >= min_time:
-                break
-        best = min(best, dt / n)
-    return best
+    return best_interleaved({"fn": fn}, repeat, min_time)["fn"]
 
 
 def best_interleaved(fns: dict, rounds: int, min_time: float) -> dict:

@@ -17,33 +17,13 @@
 #include <string>
 #include <vector>
 
-#include "common/small_kernels.h"
+#include "common/lowrank_streams.h"
 #include "edgelearn/common.h"
 #include "edgelearn/quant.h"
 
 namespace edgelearn {
 
 namespace {
-
-constexpr double kParallelWork = 2e5;
-
-struct Stream {
-  int64_t p;
-  float sigma;
-};
-struct Group {
-  int64_t seed;  // index into seeds, -1 = unperturbed
-  int nstreams;
-  Stream s[2];
-};
-
-// Streams of group g (the zo kernel's grouping): K = 0 is the single plain stream.
-Group group_of(const QLoraArgs& a, int64_t g) {
-  if (a.K == 0) return {-1, 1, {{0, 0.0f}, {0, 0.0f}}};
-  if (a.mode == ZoMode::Central) return {g, 2, {{2 * g, 1.0f}, {2 * g + 1, -1.0f}}};
-  if (g == 0) return {-1, 1, {{0, 0.0f}, {0, 0.0f}}};
-  return {g - 1, 1, {{g, 1.0f}, {0, 0.0f}}};
-}
 
 std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(new float[size_t(std::max<int64_t>(n, 1))]); }
 
@@ -128,72 +108,9 @@ void qlinear_lora_s8(const QLoraArgs& a, float* y) {
   }
   qgemm_s8(q, base);
 
-  // 3. the low-rank term (zo_perturbed_linear_f32's plan), added to the base rows
-  std::unique_ptr<float[]> BT = scratch(r * n), U0;
-  small::transpose(a.B, n, r, BT.get());
-  if (S == 1) U0 = scratch(m * r);
-  const int64_t G = a.K == 0 ? 1 : a.mode == ZoMode::Central ? a.K : a.K + 1;
-  const uint64_t streamA = zo_stream(a.layer_id, 0), streamB = zo_stream(a.layer_id, 1);
-  const int nth = std::max(1, omp_get_max_threads());
-  int64_t rb = std::max<int64_t>(8, std::min<int64_t>(64, (m * G + 4 * nth - 1) / (4 * nth)));
-  rb = (rb + 1) / 2 * 2;
-  const int64_t nrb = (m + rb - 1) / rb, ntask = G * nrb;
-  const float sc = a.scale, eps = a.eps;
-  const double work = double(P) * double(m) * double(r) * double(n + 2 * k) + double(G) * double(r) * double(k + n) * 20;
-#pragma omp parallel if (work > kParallelWork)
-  {
-    if (S == 1) {
-#pragma omp for schedule(static)
-      for (int64_t b0 = 0; b0 < nrb; ++b0) {
-        const int64_t i0 = b0 * rb, i1 = std::min(m, i0 + rb);
-        small::dot_rows(a.x + i0 * k, i1 - i0, k, a.A, r, k, U0.get() + i0 * r, r);
-      }
-    }
-    const bool any_noise = a.K > 0;
-    std::unique_ptr<float[]> AZ = scratch((any_noise ? 2 : 1) * r * k), ZB, ZBT, Bp;
-    if (any_noise) ZB = scratch(n * r), ZBT = scratch(r * n), Bp = scratch(2 * r * n);
-    std::copy(a.A, a.A + r * k, AZ.get());
-    float* const ZA = AZ.get() + r * k;
-    std::vector<float> UV(static_cast<size_t>(2 * r * rb)), c(static_cast<size_t>(r));
-    int64_t cur = -2;
-#pragma omp for schedule(dynamic, std::max<int64_t>(1, nrb / 2))
-    for (int64_t task = 0; task < ntask; ++task) {
-      const int64_t gi = task / nrb, i0 = (task % nrb) * rb, i1 = std::min(m, i0 + rb), mm = i1 - i0;
-      const Group grp = group_of(a, gi);
-      const bool perturbed = grp.seed >= 0;
-      if (perturbed && cur != gi) {
-        const uint64_t seed = a.seeds[grp.seed];
-        philox_fill(seed, streamA, 0, r * k, a.dist, ZA);
-        philox_fill(seed, streamB, 0, n * r, a.dist, ZB.get());
-        small::transpose(ZB.get(), n, r, ZBT.get());
-        for (int s = 0; s < grp.nstreams; ++s)
-          small::axpy_f32(Bp.get() + s * r * n, BT.get(), grp.s[s].sigma * eps, ZBT.get(), r * n);
-      }
-      cur = gi;
-      if (S == 1 && perturbed) small::dot_rows(a.x + i0 * k, mm, k, ZA, r, k, UV.data(), r);
-      for (int s = 0; s < grp.nstreams; ++s) {
-        const int64_t p = grp.s[s].p;
-        const float se = grp.s[s].sigma * eps;
-        const float* bt = perturbed ? Bp.get() + s * r * n : BT.get();
-        const float *u0, *v;
-        int64_t ld;
-        if (S == 1) {
-          u0 = U0.get() + i0 * r, v = UV.data(), ld = r;
-        } else {
-          const int64_t nr = perturbed ? 2 * r : r;
-          small::dot_rows(a.x + (p * m + i0) * k, mm, k, AZ.get(), nr, k, UV.data(), nr);
-          u0 = UV.data(), v = UV.data() + r, ld = nr;
-        }
-        for (int64_t i = 0; i < mm; ++i) {
-          for (int64_t j = 0; j < r; ++j)
-            c[size_t(j)] = sc * (perturbed ? u0[i * ld + j] + se * v[i * ld + j] : u0[i * ld + j]);
-          float* dst = y + (p * m + i0 + i) * n;
-          const float* src = S == 1 ? g.get() + (i0 + i) * n : dst;
-          small::rank_update_row(src, nullptr, c.data(), bt, r, n, dst, false);
-        }
-      }
-    }
-  }
+  // 3. the low-rank term of every stream (zo_perturbed_linear_f32's plan), added to the base rows
+  lowrank::Plan plan{a.x, S, m, k, a.A, a.B, r, n, a.scale, a.eps, a.seeds, a.K, a.layer_id, a.mode, a.dist};
+  lowrank::add_streams(plan, S == 1 ? g.get() : nullptr, S > 1, nullptr, y, false);
 }
 
 }  // namespace edgelearn

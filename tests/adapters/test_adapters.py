@@ -195,3 +195,34 @@ def test_wrong_weight_layout_in_backbone_is_refused(files, tmp_path):
     with pytest.raises(BackboneError, match="intermediate.dense") as e:
         Int8Backbone(tmp_path / "t.int8")
     assert "\n" not in str(e.value)
+
+
+def test_backbone_cost_on_phone_and_corstone(files, tmp_path):
+    """firmware_sim estimates of the int8 backbone (the traceable mirror has the backbone's own weights)."""
+    from edgelearn.adapters.cost import DenseEncoder, backbone_cost
+    from edgelearn.cli import main
+
+    d = files[0]
+    bb = Int8Backbone(d / "tiny.int8")
+    T = 8
+    ids = torch.randint(1, CFG.vocab_size, (1, T), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():  # same network as the backbone (dequantised weights, float activations)
+        a, b = DenseEncoder(bb)(ids)[0], bb.encoder(ids, torch.ones_like(ids))[0]
+    assert float(torch.nn.functional.cosine_similarity(a, b, dim=-1).mean()) > 0.97
+    rows = backbone_cost(bb, ("phone-soc", "corstone300-u55-256"), seq_len=T)
+    d_, f, L = CFG.hidden_size, CFG.intermediate_size, CFG.num_hidden_layers
+    linear_macs = L * T * (4 * d_ * d_ + 2 * d_ * f)
+    for r, stack in zip(rows, ("mobile-npu", "vela")):
+        assert r["stack"] == stack and r["latency_ms"] > 0 and r["energy_uj"] > 0 and r["arena_bytes"] > 0
+        assert linear_macs <= r["macs"] <= 1.2 * linear_macs
+        assert r["flash_bytes"] >= L * (4 * d_ * d_ + 2 * d_ * f)  # int8 weights at least
+    assert rows[0]["latency_ms"] < rows[1]["latency_ms"]  # a phone NPU outruns an Ethos-U55
+    out = tmp_path / "cost.json"
+    assert main(["adapters", "cost", str(d / "tiny.int8"), "--target", "phone-soc", "--seq-len", "4",
+                 "--json", str(out)]) == 0
+    import json
+
+    js = json.loads(out.read_text())
+    assert js["estimates"][0]["target"] == "phone-soc" and js["estimates"][0]["seq_len"] == 4
+    with pytest.raises(ValueError, match="seq_len"):
+        backbone_cost(bb, ("phone-soc",), seq_len=CFG.max_position_embeddings + 1)

@@ -13,6 +13,7 @@ EPILOG = """examples:
   edgelearn adapters eval minilm.int8 bank/ --app sst2 --json out.json
   edgelearn adapters list minilm.int8 bank/
   edgelearn adapters quick minilm.int8 bank/ --json acc.json  # fp32 vs int8 backbone accuracy, both apps
+  edgelearn adapters cost minilm.int8 --target phone-soc corstone300-u55-256 --seq-len 64   # firmware_sim
 """
 
 
@@ -48,6 +49,12 @@ def _run(args) -> int:
         sha = export_minilm(args.backbone, calibration=args.calibration, max_len=args.max_len)
         _emit({"backbone": str(args.backbone), "sha256": sha}, args)
         return 0
+    if args.action == "cost":
+        from .cost import backbone_cost
+
+        rows = backbone_cost(Int8Backbone(args.backbone), args.target, args.seq_len)
+        _emit({"backbone": str(args.backbone), "estimates": rows}, args)
+        return 0
     bank = AdapterBank(Int8Backbone(args.backbone), args.bank)
     if args.action == "list":
         _emit({"backbone_sha256": bank.backbone.sha256, "adapters": bank.apps()}, args)
@@ -81,7 +88,7 @@ def _run(args) -> int:
 
 def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     """Add `adapters` with its actions to the `edgelearn` subparsers `sub`."""
-    p = sub.add_parser("adapters", help="int8 backbone + per-app adapters (export, train, eval, list, quick)",
+    p = sub.add_parser("adapters", help="int8 backbone + per-app adapters (export, train, eval, list, quick, cost)",
                        description="One frozen int8 MiniLM backbone, many apps' LoRA + head adapters.",
                        epilog=EPILOG, formatter_class=fmt)
     acts = p.add_subparsers(dest="action", required=True)
@@ -89,9 +96,16 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                         ("train", "train one app's adapter on the int8 backbone and save it in the bank"),
                         ("eval", "evaluate an app's adapter from the bank"),
                         ("list", "list the bank's adapters and whether they match the backbone"),
-                        ("quick", "the same adapters on fp32 and int8 backbones: accuracy claims")]:
+                        ("quick", "the same adapters on fp32 and int8 backbones: accuracy claims"),
+                        ("cost", "firmware_sim estimate of the int8 backbone on device profiles")]:
         a = acts.add_parser(name, help=help_, epilog=EPILOG, formatter_class=fmt)
         a.add_argument("backbone", help="int8 backbone file")
+        if name == "cost":
+            a.add_argument("--target", nargs="+", default=["phone-soc", "corstone300-u55-256"], help="device profiles (edgelearn targets)")
+            a.add_argument("--seq-len", type=int, default=64, help="tokens of the one sequence costed")
+            a.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+            a.set_defaults(fn=_handler)
+            continue
         if name != "export":
             a.add_argument("bank", help="adapter folder (<bank>/<app>.pt)")
         if name in ("train", "eval"):

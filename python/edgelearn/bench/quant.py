@@ -228,6 +228,15 @@ def _bench_adapters(report: Report, quick: bool, torch) -> None:
         fp32 = sum(p.numel() * 4 for p in load_minilm_encoder().parameters())
         report.add(kernel="adapters.backbone", fp32_bytes=fp32, int8_bytes=bb.nbytes, file_bytes=file_bytes)
         report.claim("int8 backbone memory: fp32 bytes / int8 bytes (MiniLM-L6)", fp32 / bb.nbytes, ">= 3.5")
+        try:  # on-device cost of one 64-token sequence (firmware_sim, first-principles constants)
+            from ..adapters.cost import backbone_cost
+
+            for r in backbone_cost(bb, seq_len=64):
+                report.add(kernel="adapters.backbone_cost", target=r["target"], stack=r["stack"], seq_len=64,
+                           macs=r["macs"], latency_ms=r["latency_ms"], energy_uj=r["energy_uj"],
+                           arena_bytes=r["arena_bytes"], flash_bytes=r["flash_bytes"], fits=r["fits"])
+        except (ImportError, ValueError) as e:
+            report.add(kernel="adapters.backbone_cost", skipped=str(e))
 
         spec = AdapterSpec()
         batch, K = 8, (8 if quick else 16)

@@ -15,6 +15,10 @@ A round r:
      deadline is the replies it got);
   5. evaluate every eval_every rounds and at the last; checkpoint every checkpoint_every rounds.
 
+Transport: how a pass of fits reaches the clients. `InProcess` (the default) calls strategy.fit here, client by
+client; `edgelearn.fl.flower.FlowerTransport` sends each fit to a Flower SuperNode as a Message. Everything else
+(sampling, configure, decode, filter, refine, merge, aggregate, clock, evaluation) stays in this one round loop.
+
 Determinism: every random choice comes from a generator keyed by (seed, round, client, purpose), clients run in
 id order on one model instance and aggregation accumulates in float64 in id order, so the global model is
 bit-identical for a seed, whatever the number of threads, and a resumed run equals an uninterrupted one
@@ -37,11 +41,18 @@ from .devices import DevicePool
 SAMPLE_TAG = 0x5A31
 
 
+class InProcess:
+    """The default transport: each client's fit runs in this process, one after another, in id order."""
+
+    def fit(self, engine: "Engine", contexts: list[ClientContext]) -> list:
+        return [engine.strategy.fit(engine.task, ctx, engine.vec) for ctx in contexts]
+
+
 class Engine:
     def __init__(self, task, strategy, partition, devices: DevicePool, *, seed: int = 0, rounds: int = 10,
                  clients_per_round: int = 10, eval_every: int = 1, checkpoint_every: int = 0,
                  checkpoint_path: str | Path | None = None, log: Callable[[dict], None] | None = None,
-                 progress: bool = False, variant: str | None = None, max_refine: int = 8):
+                 progress: bool = False, variant: str | None = None, max_refine: int = 8, transport=None):
         n = partition.num_clients
         if not 1 <= clients_per_round <= n:
             raise ValueError(f"run.clients_per_round: must be in [1, {n}] (the number of clients), "
@@ -54,6 +65,7 @@ class Engine:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.log = log or (lambda rec: None)
         self.progress, self.variant, self.max_refine = progress, variant, int(max_refine)
+        self.transport = transport or InProcess()
         self.vec = task.get_vector()
         self.round = 0
         self.sim_time = 0.0
@@ -91,10 +103,10 @@ class Engine:
     def _fit_pass(self, contexts, by_cid_instr=None):
         """Run fit for contexts; returns (replies, dropped, slowest time of the pass)."""
         replies, dropped, slowest, bytes_down = [], 0, 0.0, 0
-        for ctx in contexts:
-            if by_cid_instr is not None:
+        if by_cid_instr is not None:
+            for ctx in contexts:
                 ctx.instructions = by_cid_instr[ctx.cid]
-            up = self.strategy.fit(self.task, ctx, self.vec)
+        for ctx, up in zip(contexts, self.transport.fit(self, contexts)):
             if up is None:
                 dropped += 1
                 bytes_down += 4 * self.task.n

@@ -106,10 +106,10 @@ void register_quant(py::module_& m) {
             return qgemm_pack_s8(W.data(), W.shape(0), W.shape(1));
           }));
 
-  m.def("_quant_level", &quant_level, "SIMD path of the quant kernels: 'avx512vnni', 'avx2' or 'scalar'.");
+  m.def("_quant_level", &quant_level, "SIMD path of the quant kernels: 'amx', 'avx512vnni', 'avx2' or 'scalar'.");
   m.def(
       "_quant_force_level", [](const std::string& level) { quant_force_level(level.c_str()); }, py::arg("level"),
-      "For tests and benchmarks: 'scalar', 'avx2', 'avx512vnni' (clamped to the CPU) or '' (best).");
+      "For tests and benchmarks: 'scalar', 'avx2', 'avx512vnni', 'amx' (clamped to the CPU) or '' (best).");
 
   m.def(
       "qgemm_pack_s8",

@@ -102,9 +102,9 @@ void qadapter_update_s8(const QAdapterTensor* ts, int64_t T, float lr, uint64_t 
     const int64_t numel = checked_mul(a.rows, a.cols, "q");
     checked_mul(numel, 4, "grads");
     for (int64_t r = 0; r < a.rows; ++r)
-      check(std::isfinite(a.scale[r]) && a.scale[r] >= FLT_MIN,
-            "scales" + at + ": must be finite, > 0 and a normal float32 (found " + std::to_string(a.scale[r]) +
-                " at " + std::to_string(r) + ")");
+      if (!(std::isfinite(a.scale[r]) && a.scale[r] >= FLT_MIN))
+        throw ArgError("scales" + at + ": must be finite, > 0 and a normal float32 (found " +
+                       std::to_string(a.scale[r]) + " at " + std::to_string(r) + ")");
     total += numel;
   }
   // q is written: it must not overlap another tensor's q, any gradient or any scale.
@@ -123,7 +123,7 @@ void qadapter_update_s8(const QAdapterTensor* ts, int64_t T, float lr, uint64_t 
     for (int64_t i0 = 0; i0 < numel; i0 += kTask) tasks.push_back({t, i0, std::min(numel, i0 + kTask)});
   }
   std::vector<int64_t> bad(tasks.size(), 0);
-  const bool simd = quant::level() == quant::kVnni;
+  const bool simd = quant::level() >= quant::kVnni;
   const int64_t ntask = int64_t(tasks.size());
 #pragma omp parallel if (total > 4 * kSub && ntask > 1)
   {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -159,6 +160,110 @@ EL_Q_VNNI void copy_row_vnni(const int8_t* x, int64_t k, int64_t kp, uint8_t* ds
   for (; t < kp; ++t) dst[t] = 0;
 }
 
+// ---------------------------------------------------------------------------------------------- AMX-INT8
+// tdpbusd multiplies a 16 x 64 u8 tile (rows of x + 128) by a 16 x 64 s8 tile whose row g holds the 4 weights of
+// group g for 16 channels: exactly 16 groups of one channel block of the packed layout (stride 64 bytes). Blocks of
+// 32 rows x 32 channels: C tiles 0-3, A tiles 4-5, B tiles 6-7; 64 inputs per step. Inputs past the last full
+// 64 (kp % 64) are added with vpdpbusd to the stored int32 block before the epilogue.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+EL_Q_AMX void amx_configure() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+  _tile_loadconfig(&cfg);
+}
+
+// Rows [i0, i0 + 32) of xa (u8, row stride ka, zero rows past m) by channel blocks jb, jb + NV - 1.
+template <int NV>
+EL_Q_AMX void block_amx(const uint8_t* xa, int64_t ka, int64_t kp, const int8_t* wp, const Epi& e, int64_t m,
+                        int64_t i0, int64_t j0, int64_t nvalid, int32_t* cbuf) {
+  const int64_t bstride = kp * 16, steps = kp / 64;
+  const uint8_t* x0 = xa + i0 * ka;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t s = 0; s < steps; ++s) {
+    _tile_loadd(4, x0 + s * 64, ka);
+    _tile_loadd(5, x0 + 16 * ka + s * 64, ka);
+    _tile_loadd(6, wp + s * 1024, 64);
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(2, 5, 6);
+    if (NV == 2) {
+      _tile_loadd(7, wp + bstride + s * 1024, 64);
+      _tile_dpbusd(1, 4, 7);
+      _tile_dpbusd(3, 5, 7);
+    }
+  }
+  // cbuf: 32 rows x 32 int32 (row stride 128 bytes)
+  _tile_stored(0, cbuf, 128);
+  _tile_stored(2, cbuf + 16 * 32, 128);
+  if (NV == 2) {
+    _tile_stored(1, cbuf + 16, 128);
+    _tile_stored(3, cbuf + 16 * 32 + 16, 128);
+  }
+  const int64_t rows = std::min<int64_t>(32, m - i0), gtail = steps * 16, groups = kp / 4;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int v = 0; v < NV; ++v) {
+      const int64_t left = nvalid - 16 * v;
+      if (left <= 0) break;
+      __m512i acc = _mm512_load_si512(cbuf + r * 32 + 16 * v);
+      for (int64_t g = gtail; g < groups; ++g) {
+        int32_t word;
+        std::memcpy(&word, x0 + r * ka + 4 * g, 4);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_set1_epi32(word),
+                                  _mm512_loadu_si512(wp + v * bstride + g * 64));
+      }
+      const __mmask16 k = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+      epilogue16(e, i0 + r, j0 + 16 * v, acc, k);
+    }
+}
+
+EL_Q_AMX void qgemm_amx(const QGemmArgs& a, const Epi& e, bool parallel) {
+  const QWeightS8& w = *a.w;
+  const int64_t m = a.m, k = a.k, kp = w.kp;
+  const int64_t ka = (kp + 63) / 64 * 64, mp = (m + 31) / 32 * 32;  // x copy: u8 rows of ka bytes, mp rows
+  std::unique_ptr<uint8_t[], void (*)(void*)> xa(static_cast<uint8_t*>(std::aligned_alloc(64, size_t(mp * ka))),
+                                                 std::free);
+  const int64_t nblocks = w.np / 16, npanel = (nblocks + 1) / 2, nmb = mp / 32, ntask = npanel * nmb;
+#pragma omp parallel if (parallel)
+  {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < mp; ++i) {
+      uint8_t* dst = xa.get() + i * ka;
+      if (i < m) {
+        copy_row_vnni(a.x + i * k, k, kp, dst);
+        std::memset(dst + kp, 0, size_t(ka - kp));
+      } else {
+        std::memset(dst, 0, size_t(ka));
+      }
+    }
+    amx_configure();
+    alignas(64) int32_t cbuf[32 * 32];
+    // Row-block-major when the packed W fits in L2 (transformer layers: <= 600 KB): the output is then written a
+    // band of 32 whole rows at a time (full cache lines, sequential), which is what bounds k = 384 layers with
+    // float32 output. Otherwise panel-major: a 32-channel weight panel stays in cache while row blocks pass.
+    // Dynamic, as the VNNI path, for shared machines.
+    const bool rows_major = w.np * kp <= (int64_t(1) << 20);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < ntask; ++task) {
+      const int64_t pnl = rows_major ? task % npanel : task / nmb;
+      const int64_t i0 = (rows_major ? task / npanel : task % nmb) * 32;
+      const int64_t jb = pnl * 2, j0 = jb * 16, nvalid = std::min<int64_t>(32, w.n - j0);
+      const int8_t* wp = w.data.data() + jb * kp * 16;
+      if (nblocks - jb >= 2)
+        block_amx<2>(xa.get(), ka, kp, wp, e, m, i0, j0, nvalid, cbuf);
+      else
+        block_amx<1>(xa.get(), ka, kp, wp, e, m, i0, j0, nvalid, cbuf);
+    }
+    _tile_release();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------- AVX2
 EL_Q_AVX2 inline void epilogue8(const Epi& e, int64_t i, int64_t j, __m256i acc, int64_t nv) {
   alignas(32) float sw[8], bias[8];
@@ -260,13 +365,15 @@ void qgemm_check_args(const QGemmArgs& a) {
   check(a.w_scale != nullptr, "w_scale: must not be null");
   float sx_max = 0.0f, sw_max = 0.0f;
   for (int64_t i = 0; i < a.x_scale_len; ++i) {
-    check(normal_positive(a.x_scale[i]), "x_scale: must be finite, > 0 and a normal float32 (found " +
-                                             std::to_string(a.x_scale[i]) + " at " + std::to_string(i) + ")");
+    if (!normal_positive(a.x_scale[i]))  // (the message is built only on failure: per-row scales are many)
+      throw ArgError("x_scale: must be finite, > 0 and a normal float32 (found " + std::to_string(a.x_scale[i]) +
+                     " at " + std::to_string(i) + ")");
     sx_max = std::max(sx_max, a.x_scale[i]);
   }
   for (int64_t j = 0; j < a.w->n; ++j) {
-    check(normal_positive(a.w_scale[j]), "w_scale: must be finite, > 0 and a normal float32 (found " +
-                                             std::to_string(a.w_scale[j]) + " at " + std::to_string(j) + ")");
+    if (!normal_positive(a.w_scale[j]))
+      throw ArgError("w_scale: must be finite, > 0 and a normal float32 (found " + std::to_string(a.w_scale[j]) +
+                     " at " + std::to_string(j) + ")");
     sw_max = std::max(sw_max, a.w_scale[j]);
   }
   check(std::isfinite(sx_max * sw_max), "x_scale: x_scale * w_scale overflows float32");
@@ -285,17 +392,19 @@ void qgemm_s8(const QGemmArgs& a, void* y) {
   const QWeightS8& w = *a.w;
   const int64_t m = a.m, k = a.k, n = w.n, kp = w.kp;
   const int lv = quant::level();
-  const int32_t c0 = lv == quant::kVnni ? 128 : 0;
+  const int32_t c0 = lv >= quant::kVnni ? 128 : 0;
   std::unique_ptr<int32_t[]> comp(new int32_t[size_t(w.np)]);
   for (int64_t j = 0; j < w.np; ++j) comp[j] = (c0 + a.x_zero_point) * w.colsum[size_t(j)];
   const Epi e{comp.get(), a.x_scale, a.x_scale_len > 1, a.w_scale, a.bias, a.out, 1.0f / a.y_scale,
               float(a.y_zero_point), n, y};
 
+  const double work = double(m) * double(n) * double(k);
+  if (lv == quant::kAmx) return qgemm_amx(a, e, work > kParallelWork);
+
   // Tiles: NB channel blocks of 16 x MR rows.
   const int64_t NB = lv == quant::kVnni ? 3 : 1, MR = lv == quant::kVnni ? 8 : lv == quant::kAvx2 ? 4 : 1;
   const int64_t nblocks = w.np / 16, npanel = (nblocks + NB - 1) / NB, nmb = (m + MR - 1) / MR;
   const int64_t ntask = npanel * nmb;
-  const double work = double(m) * double(n) * double(k);
 #pragma omp parallel if (work > kParallelWork)
   {
     // Tasks go panel-major: a weight panel (48 channels x kp bytes: 18 KB at k = 384) stays in L1 while the row

@@ -67,9 +67,9 @@ void qlinear_lora_check_args(const QLoraArgs& a) {
   checked_mul(out, int64_t(sizeof(float)), "out");
   check(out <= (int64_t(1) << 40), "out: P*m*n = " + std::to_string(out) + " elements exceeds 2^40");
   for (int64_t j = 0; j < a.w->n; ++j)
-    check(std::isfinite(a.w_scale[j]) && a.w_scale[j] >= FLT_MIN,
-          "w_scale: must be finite, > 0 and a normal float32 (found " + std::to_string(a.w_scale[j]) + " at " +
-              std::to_string(j) + ")");
+    if (!(std::isfinite(a.w_scale[j]) && a.w_scale[j] >= FLT_MIN))
+      throw ArgError("w_scale: must be finite, > 0 and a normal float32 (found " + std::to_string(a.w_scale[j]) +
+                     " at " + std::to_string(j) + ")");
 }
 
 void qlinear_lora_s8(const QLoraArgs& a, float* y) {

@@ -3,7 +3,7 @@
 
 namespace edgelearn::quant {
 
-enum Level : int { kScalar = 0, kAvx2 = 1, kVnni = 2 };
+enum Level : int { kScalar = 0, kAvx2 = 1, kVnni = 2, kAmx = 3 };
 
 // The level in force: the best the CPU supports unless a test or benchmark forced a lower one.
 int level();
@@ -11,4 +11,5 @@ int level();
 }  // namespace edgelearn::quant
 
 #define EL_Q_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define EL_Q_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
 #define EL_Q_AVX2 __attribute__((target("avx2,fma")))

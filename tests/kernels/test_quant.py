@@ -23,7 +23,7 @@ from .test_bad_input import BAD_DTYPES, _noncontig, _raises_naming, _readonly
 def _levels():
     out = []
     try:
-        for lv in ("scalar", "avx2", "avx512vnni"):
+        for lv in ("scalar", "avx2", "avx512vnni", "amx"):
             _kernels._quant_force_level(lv)
             if _kernels._quant_level() == lv:
                 out.append(lv)
@@ -73,6 +73,20 @@ def test_qgemm_tile_edges(level):
                 got = quant.qgemm_s8(x, W, sw, *args)
                 want = ref.qgemm_s8(x, W, sw, *args)
                 assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), (level, m, n, k)
+
+
+def test_qgemm_amx_block_edges(level):
+    # the AMX path's 32-row / 32-channel blocks and 64-input steps (k % 64 added by vpdpbusd), per-row scales
+    rng = np.random.default_rng(12)
+    for m, n, k in [(31, 16, 64), (32, 32, 128), (33, 33, 68), (65, 48, 200), (40, 97, 260), (1, 64, 384)]:
+        x = rng.integers(-128, 128, (m, k), dtype=np.int8)
+        W = quant.qgemm_pack_s8(rng.integers(-127, 128, (n, k), dtype=np.int8))
+        sw = rng.uniform(0.01, 0.02, n).astype(np.float32)
+        sx = rng.uniform(0.01, 0.1, m).astype(np.float32)
+        b = rng.standard_normal(n).astype(np.float32)
+        for args in [(sx, b, 3, "float32", None, 0), (0.05, None, -7, "int8", 0.5, 4)]:
+            got, want = quant.qgemm_s8(x, W, sw, *args), ref.qgemm_s8(x, W, sw, *args)
+            assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), (level, m, n, k)
 
 
 def test_qgemm_extremes_saturate_and_stay_exact(level):

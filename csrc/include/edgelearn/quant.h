@@ -25,6 +25,11 @@
 // the same order) gives the same bits: both outputs are bit-exact, on every SIMD path and thread count.
 //
 // Paths (run-time dispatch; a scalar path is always compiled):
+//   amx         AMX-INT8 tdpbusd (u8 x s8 as vpdpbusd, the same +128 correction): blocks of 32 rows x 32 channels
+//               in four int32 tiles, 64 inputs per step (a B tile is 16 groups of the packed layout as is); inputs
+//               past the last multiple of 64 are added with vpdpbusd, then the VNNI epilogue. Used when the CPU
+//               has AMX-TILE + AMX-INT8 and Linux grants tile data (arch_prctl(ARCH_REQ_XCOMP_PERM)).
+//               Row-block-major order when W fits in L2 (whole output rows written in bands).
 //   avx512vnni  vpdpbusd multiplies unsigned by signed bytes: x is copied once per call as x + 128 (u8) and the
 //               +128 is taken back exactly with (128 + zx) * colsum[j]. Tiles of 8 rows x 48 channels,
 //               24 zmm accumulators, OpenMP over tiles.
@@ -123,7 +128,7 @@ void qgemm_check_args(const QGemmArgs& a);
 // y: float32 [m, n] (out = F32) or int8 [m, n] (out = S8). Checks its arguments.
 void qgemm_s8(const QGemmArgs& a, void* y);
 
-// Active SIMD path of the quant kernels: "avx512vnni", "avx2" or "scalar"; force_level for tests and benchmarks
+// Active SIMD path of the quant kernels: "amx", "avx512vnni", "avx2" or "scalar"; force_level for tests and benchmarks
 // ("" = the best this CPU supports; others are clamped to it).
 const char* quant_level();
 void quant_force_level(const char* level);

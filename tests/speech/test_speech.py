@@ -226,3 +226,64 @@ def test_cost_through_firmware_sim():
     assert 0 < c["gatenet_ms"] < c["ms"] and c["gate_macs"] == 1168000   # 4 s: 100 segments, 40-32-32-1, k = 5
     assert c["latency_ratio_vae"] > 1 and c["ram_ratio_vae"] > 1
     assert {x.name.split(",")[0] for x in r.claims} >= {"cost: front-end + gates"}
+
+
+def test_pool_gates_blocks_share_one_gate():
+    from edgelearn.speech.mask import random_gates
+    from edgelearn.speech.models import pool_gates
+
+    la = torch.arange(8.0)[None].repeat(2, 1)
+    assert torch.equal(pool_gates(la, 1), la)
+    p = pool_gates(la, 3)
+    assert torch.allclose(p[0], torch.tensor([1.0, 1, 1, 4, 4, 4, 6.5, 6.5]))   # last block: 2 segments
+    la.requires_grad_(True)
+    pool_gates(la, 3).sum().backward()
+    assert torch.allclose(la.grad, torch.ones_like(la))
+    g = random_gates(10 * SEG, 0.5, np.random.default_rng(0), block=4)
+    assert g.size == 10 and (g[:4] == g[0]).all() and (g[4:8] == g[4]).all()
+
+
+def test_kept_budget_lagrangian():
+    """The kept-budget form: the gates close to the budget while it is violated (the multiplier rises), and the
+    multiplier returns to 0 once it holds (an untrained cloud model: no KL pulls the gates open again)."""
+    from edgelearn.speech.train import feats_of, train_masker
+
+    torch.manual_seed(0)
+    n, L = 16, 16 * SEG
+    wave = torch.randn(n, L) * 0.1
+    feats = feats_of(wave)
+    hist = train_masker(CloudSLU(3).eval(), GateNet(), wave, feats, np.full(n, L), keep_target=0.4, epochs=8, bs=8,
+                        lr_dual=1.0, block=2, log=lambda s: None)
+    assert hist[0]["kept"] > 0.8 and hist[0]["lambda"] > 0.5
+    assert hist[-1]["kept"] < 0.45 and hist[-1]["lambda"] < 0.1
+    assert all(h["lambda"] >= 0 for h in hist)
+
+
+def test_fill_silence_fills_only_dropped_runs():
+    from edgelearn.speech.attacks import fill_silence
+    from edgelearn.speech.mask import apply_mask, n_segments
+
+    x = (np.random.default_rng(0).standard_normal(6 * SEG) * 2000).astype(np.int16)
+    assert np.array_equal(fill_silence(x), x)
+    keep = np.ones(n_segments(x.size), bool)
+    keep[2:4] = False
+    y = apply_mask(x, keep)
+    f = fill_silence(y)
+    hole = slice(2 * SEG + 64, 4 * SEG - 64)
+    assert not y[hole].any() and np.count_nonzero(f[hole]) > 0.9 * (2 * SEG - 128)
+    assert np.array_equal(f[: 2 * SEG - 64], y[: 2 * SEG - 64])
+    assert 50 < np.std(f[hole].astype(float)) < 4000
+
+
+def test_speaker_normalise_moves_pitch_to_target():
+    from edgelearn.speech.normalise import TARGET_F0, median_f0, speaker_normalise
+
+    t = np.arange(16000) / 16000
+    for f0 in (95.0, 210.0):
+        x = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6))
+        x = (x / np.abs(x).max() * 8000).astype(np.int16)
+        assert abs(median_f0(x) - f0) < 0.05 * f0
+        y = speaker_normalise(x)
+        assert abs(median_f0(y) - TARGET_F0) < 0.05 * TARGET_F0
+        assert abs(y.size / x.size - f0 / TARGET_F0) < 0.01        # duration scales with the warp
+    assert np.array_equal(speaker_normalise(np.zeros(8000, np.int16)), np.zeros(8000, np.int16))

@@ -15,10 +15,12 @@ needs: apt-get install -y espeak-ng flite sox; pip install soundfile
 EXAMPLES_TRAIN = """examples:
   edgelearn speech train                              cloud SLU, mask generator (gamma 0.15), fine-tuning, int8 export
   edgelearn speech train --gamma 0.3 --epochs-mask 10 --models runs/speech/g03
+  edgelearn speech train --keep-target 0.35 --block 3 --rounds 2 --cloud-from runs/speech/m90 --models runs/speech/k35
 """
 EXAMPLES_EVAL = """examples:
   edgelearn speech eval --json runs/speech/eval.json --plot runs/speech/gates.png
   edgelearn speech eval --n-asr 100                   more utterances for the pocketsphinx attacker
+  edgelearn speech eval --split validation --models runs/speech/k45   choose settings on validation speakers
 needs: pip install pocketsphinx
 """
 
@@ -61,8 +63,10 @@ def cmd_train(args) -> int:
     torch.set_num_threads(args.threads)
     out = train_all(args.corpus, args.models, epochs_cloud=args.epochs_cloud, epochs_mask=args.epochs_mask,
                     epochs_ft=args.epochs_ft, gamma=args.gamma, seed=args.seed, val_speakers=args.val_speakers,
-                    augment=not args.no_augment, lr_cloud=args.lr, width=args.width,
-                    mask_utts=args.mask_utts, lr_dual=args.lr_dual, cloud_from=args.cloud_from, log=lambda s: print(s, flush=True))
+                    augment=not args.no_augment, lr_cloud=args.lr, lr_ft=args.lr_ft, width=args.width,
+                    mask_utts=args.mask_utts, lr_dual=args.lr_dual, cloud_from=args.cloud_from,
+                    keep_target=args.keep_target, block=args.block, rounds=args.rounds, normalise=args.normalise,
+                    log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -77,8 +81,7 @@ def cmd_eval(args) -> int:
 
     torch.set_num_threads(args.threads)
     rep = evaluate(args.corpus, args.models, n_asr=args.n_asr, n_asr_unigram=args.n_asr_unigram, seed=args.seed,
-                   plot=args.plot,
-                   log=lambda s: print(s, flush=True))
+                   plot=args.plot, split=args.split, log=lambda s: print(s, flush=True))
     claims = [c.to_json() for c in rep.claims]
     print("\nclaims:")
     for c in claims:
@@ -123,16 +126,25 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     t.add_argument("--epochs-ft", type=int, default=4)
     t.add_argument("--val-speakers", type=int, default=3, help="training speakers held out for validation")
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the cloud model (one-cycle)")
+    t.add_argument("--lr-ft", type=float, default=1e-3, help="peak learning rate of the fine-tuning on masked audio")
     t.add_argument("--no-augment", action="store_true", help="no SpecAugment")
     t.add_argument("--width", type=int, default=64, help="channels of the cloud model's convolutions")
     t.add_argument("--mask-utts", type=int, default=800, help="training utterances the mask generator sees")
     t.add_argument("--lr-dual", type=float, default=0.5, help="dual ascent step of the Lagrange multiplier")
+    t.add_argument("--keep-target", type=float, help="kept budget in (0, 1): minimise the KL subject to E[kept] <= "
+                   "this, instead of the KL budget --gamma")
+    t.add_argument("--block", type=int, default=1, help="40 ms segments per gate (3 = 120 ms: whole syllables/words)")
+    t.add_argument("--rounds", type=int, default=1, help="alternations of masker training and cloud fine-tuning")
+    t.add_argument("--normalise", action="store_true", help="speaker-normalising mode: warp each utterance's median "
+                   "pitch (and formants) to 140 Hz before masking; the cloud model is fine-tuned on it")
     t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "
                    "and --val-speakers): skips stage 1")
     e = ss.choices["eval"]
     e.add_argument("--n-asr", type=int, default=48, help="test utterances decoded by the JSGF-grammar ASR attacker")
     e.add_argument("--n-asr-unigram", type=int, default=24,
                    help="test utterances decoded by the unigram-LM ASR attacker (slower; 0 = skip)")
+    e.add_argument("--split", choices=("test", "validation"), default="test",
+                   help="test speakers, or the training run's validation speakers (to choose settings)")
     e.add_argument("--plot", metavar="PNG", help="gates over waveform and spectrogram of one test utterance")
 
 

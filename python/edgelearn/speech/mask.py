@@ -13,7 +13,7 @@ import torch
 
 from edgelearn.speech.audio import as_int16
 from edgelearn.speech.features import features
-from edgelearn.speech.models import FRAMES_PER_SEG, RAMP, SEG, hard_concrete_deterministic
+from edgelearn.speech.models import FRAMES_PER_SEG, RAMP, SEG, hard_concrete_deterministic, pool_gates
 
 
 def n_segments(n_samples: int) -> int:
@@ -48,18 +48,20 @@ def extend_gates(g: np.ndarray, n_samples: int) -> np.ndarray:
     return np.concatenate([g, np.repeat(g[-1:], max(0, S - g.size))])[:S]
 
 
-def gates_for(gatenet, x: np.ndarray) -> np.ndarray:
-    """Binary keep decisions [ceil(n/SEG)] of a trained GateNet on int16 audio x."""
+def gates_for(gatenet, x: np.ndarray, block: int = 1) -> np.ndarray:
+    """Binary keep decisions [ceil(n/SEG)] of a trained GateNet on int16 audio x (blocks of `block` segments
+    share one decision: ``pool_gates``)."""
     x = as_int16(x, name="x")
     with torch.no_grad():
-        la = gatenet(torch.from_numpy(features(x))[None])[0]
+        la = pool_gates(gatenet(torch.from_numpy(features(x))[None]), block)[0]
     keep = (hard_concrete_deterministic(la) > 0.5).numpy()
     return extend_gates(keep, x.size)
 
 
-def random_gates(n_samples: int, keep_fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """The random-mask baseline: each segment kept independently with probability keep_fraction."""
-    return rng.random(n_segments(n_samples)) < keep_fraction
+def random_gates(n_samples: int, keep_fraction: float, rng: np.random.Generator, block: int = 1) -> np.ndarray:
+    """The random-mask baseline: each block of `block` segments kept independently with probability keep_fraction."""
+    S = n_segments(n_samples)
+    return np.repeat(rng.random(-(-S // block)) < keep_fraction, block)[:S]
 
 
 __all__ = ["apply_mask", "gates_for", "random_gates", "n_segments", "extend_gates", "FRAMES_PER_SEG"]

@@ -132,6 +132,20 @@ class GateNet(nn.Module):
                  "relu": i < n - 1} for i, c in enumerate(self.convs)]
 
 
+def pool_gates(log_alpha: torch.Tensor, block: int) -> torch.Tensor:
+    """Gates over blocks of `block` segments ("words" rather than phones): [B, S] log_alpha -> [B, S], each block's
+    segments sharing the mean log_alpha of the block (the last block may be shorter). block = 1: unchanged.
+    On the device this is a running sum of the gate network's logits before the sign test (logit > 0)."""
+    if block == 1:
+        return log_alpha
+    B, S = log_alpha.shape
+    nb = -(-S // block)
+    pad = nb * block - S
+    x = torch.cat([log_alpha, log_alpha.new_zeros(B, pad)], 1).reshape(B, nb, block)
+    cnt = torch.cat([log_alpha.new_ones(S), log_alpha.new_zeros(pad)]).reshape(nb, block).sum(1)
+    return (x.sum(2) / cnt).repeat_interleave(block, dim=1)[:, :S]
+
+
 def upsample_gates(z: torch.Tensor, n: int) -> torch.Tensor:
     """[B, S] gates -> [B, n] per-sample multipliers (training: no ramps, gates are soft already).
     Samples past the last full segment take the last gate."""

@@ -1,13 +1,18 @@
 """Training SILENCE's way, in three stages (all on CPU, minutes on 2 cores at the default corpus size):
 
 1. ``train_cloud``: the cloud SLU model on clean audio (cross-entropy).
-2. ``train_masker``: the GateNet's hard-concrete gates over uniform segments; minimise the expected fraction of
-   kept segments subject to KL(cloud(clean) || cloud(masked)) <= gamma, as the Lagrangian
-   L = E[kept fraction] + lambda * (KL - gamma), lambda >= 0 updated by dual ascent (lambda += lr_dual * (KL - gamma),
-   clamped at 0). The cloud model is frozen here; gradients flow through the mask, the differentiable log-mel and
-   the cloud model into the GateNet.
-3. ``finetune_cloud``: the cloud model fine-tuned on audio masked by the (binarised) generator; a second copy on
-   random masks at the same kept fraction, for the baseline.
+2. ``train_masker``: the GateNet's hard-concrete gates over uniform segments (or blocks of `block` segments
+   sharing one gate, ``models.pool_gates``), in one of two equivalent Lagrangian forms:
+   KL budget (SILENCE's): minimise E[kept fraction] subject to KL(cloud(clean) || cloud(masked)) <= gamma,
+   L = E[kept] + lambda * (KL - gamma), lambda += lr_dual * (KL - gamma), clamped at 0;
+   kept budget (``keep_target``): minimise KL subject to E[kept] <= keep_target,
+   L = KL + mu * c + (RHO / 2) * relu(c)^2 with c = E[kept] - keep_target, mu += lr_dual * c, clamped at 0. The kept
+   fraction is a smooth function of the gates (no sampling noise), so this form settles where the KL form
+   oscillates (see docs/speech.md); the KL it reaches is the gamma it implies. The cloud model is frozen here;
+   gradients flow through the mask, the differentiable log-mel and the cloud model into the GateNet.
+3. fine-tuning: the cloud model fine-tuned on audio masked by the (binarised) generator; a second copy on
+   random masks at the same kept fraction (same block length), for the baseline. With ``rounds`` > 1, stages 2
+   and 3 alternate: the next masker round measures the KL against the cloud model fine-tuned on the last masks.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from edgelearn.speech.audio import read_wav
 from edgelearn.speech.features import logmel_torch
 from edgelearn.speech.mask import apply_mask, extend_gates, random_gates
 from edgelearn.speech.models import (SEG, CloudSLU, GateNet, hard_concrete_deterministic, hard_concrete_p_open,
-                                     hard_concrete_sample, spec_augment, upsample_gates)
+                                     hard_concrete_sample, pool_gates, spec_augment, upsample_gates)
 from edgelearn.speech.synth import load_manifest
 
 
@@ -50,10 +55,16 @@ class Corpus:
         return np.round(self.wave[i, : self.length[i]].numpy() * 32768).clip(-32768, 32767).astype(np.int16)
 
 
-def load_corpus(corpus_dir) -> Corpus:
+def load_corpus(corpus_dir, normalise: bool = False) -> Corpus:
+    """The corpus's audio and labels; normalise: each utterance speaker-normalised (``normalise.speaker_normalise``)
+    as the device would before masking."""
     m = load_manifest(corpus_dir)
     utts = m["utterances"]
     xs = [read_wav(Path(corpus_dir) / u["path"]) for u in utts]
+    if normalise:
+        from edgelearn.speech.normalise import speaker_normalise
+
+        xs = [speaker_normalise(x) for x in xs]
     L = -(-max(x.size for x in xs) // SEG) * SEG
     wave = torch.zeros(len(xs), L)
     for i, x in enumerate(xs):
@@ -122,9 +133,13 @@ LA_BOUND = 4.0   # log_alpha clamped to +-4 while training the masker (straight-
                  # L0 term keeps its gradient after the multiplier has pushed gates wide open; else they stay open)
 
 
+RHO = 20.0   # quadratic weight of the kept-budget violation (augmented Lagrangian)
+
+
 def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
-                 seed=0, log=print):
-    """Lagrangian training of the GateNet (see the module doc). Returns the history of (kept, kl, lambda)."""
+                 seed=0, log=print, keep_target=None, block=1):
+    """Lagrangian training of the GateNet (see the module doc): the KL budget gamma, or the kept budget keep_target
+    when given. Returns the history of (kept, kl, lambda) per epoch."""
     for p in cloud.parameters():
         p.requires_grad_(False)
     cloud.eval()
@@ -140,7 +155,8 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
     for ep in range(epochs):
         ks, kls, t0 = [], [], time.time()
         for idx in _batches(len(feats), bs, gen):
-            raw = gatenet(feats[idx])   # clamped forward, identity backward: the L0 term never loses its gradient
+            raw = pool_gates(gatenet(feats[idx]), block)   # clamped forward, identity backward: the L0 term
+                                                            # never loses its gradient
             la = raw - (raw - raw.clamp(-LA_BOUND, LA_BOUND)).detach()
             valid = valid_all[idx, : la.shape[1]]
             z = hard_concrete_sample(la)
@@ -149,11 +165,17 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             logp = p_clean_all[idx]
             kl = (logp.exp() * (logp - logq)).sum(-1).mean()
             kept = (hard_concrete_p_open(la) * valid).sum() / valid.sum()
-            loss = kept + lam * (kl - gamma) + 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near the clamp
+            stay = 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near the clamp
+            if keep_target is None:
+                loss = kept + lam * (kl - gamma) + stay
+            else:
+                c = kept - keep_target
+                loss = kl + lam * c + RHO / 2 * F.relu(c).pow(2) + stay
             opt.zero_grad()
             loss.backward()
             opt.step()
-            lam = torch.clamp(lam + lr_dual * (kl.detach() - gamma), min=0.0)
+            step = kl.detach() - gamma if keep_target is None else kept.detach() - keep_target
+            lam = torch.clamp(lam + lr_dual * step, min=0.0)
             ks.append(float(kept.detach()))
             kls.append(float(kl.detach()))
         hist.append({"epoch": ep + 1, "kept": float(np.mean(ks)), "kl": float(np.mean(kls)), "lambda": float(lam)})
@@ -165,12 +187,12 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
     return hist
 
 
-def hard_gates(gatenet, feats, length) -> list[np.ndarray]:
-    """Binary keep decisions per utterance, over ceil(n/SEG) segments."""
+def hard_gates(gatenet, feats, length, block=1) -> list[np.ndarray]:
+    """Binary keep decisions per utterance, over ceil(n/SEG) segments (blocks of `block` share one)."""
     out = []
     with torch.no_grad():
         for i in range(0, len(feats), 128):
-            keep = (hard_concrete_deterministic(gatenet(feats[i: i + 128])) > 0.5).numpy()
+            keep = (hard_concrete_deterministic(pool_gates(gatenet(feats[i: i + 128]), block)) > 0.5).numpy()
             for j, k in enumerate(keep):
                 n = int(length[i + j])
                 out.append(extend_gates(k[: -(-n // SEG)], n))
@@ -190,9 +212,9 @@ def kept_fraction(gates: list[np.ndarray]) -> float:
     return float(np.sum([g.sum() for g in gates]) / np.sum([g.size for g in gates]))
 
 
-def random_gates_for(corpus: Corpus, frac: float, seed: int) -> list[np.ndarray]:
+def random_gates_for(corpus: Corpus, frac: float, seed: int, block: int = 1) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [random_gates(int(n), frac, rng) for n in corpus.length]
+    return [random_gates(int(n), frac, rng, block) for n in corpus.length]
 
 
 def split_validation(corpus: Corpus, n_val_speakers: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,13 +231,19 @@ def split_validation(corpus: Corpus, n_val_speakers: int, seed: int) -> tuple[np
 
 def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
-              cloud_from=None, log=print) -> dict:
+              cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
-    (clean / learned mask / random mask) when val_speakers > 0."""
+    (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
+    budget gamma; block: segments (40 ms each) per gate; rounds: masker / fine-tuning alternations; normalise:
+    every stage on speaker-normalised audio (with cloud_from, the reused clean model saw the audio as recorded)."""
+    if keep_target is not None and not 0 < keep_target < 1:
+        raise ValueError(f"keep_target: must be in (0, 1), got {keep_target}")
+    if block < 1 or rounds < 1:
+        raise ValueError(f"block and rounds: must be >= 1, got {block} and {rounds}")
     torch.manual_seed(seed)
     t_start = time.time()
-    full = load_corpus(corpus_dir)
+    full = load_corpus(corpus_dir, normalise=normalise)
     fit, val = split_validation(full, val_speakers, seed)
     tr = full.subset(fit)
     log(f"corpus: {len(full.ids)} utterances, {len(full.intents)} intents, {len(full.speakers)} speakers; "
@@ -237,31 +265,36 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     gatenet.mean.copy_(flat.mean(0))
     gatenet.std.copy_(flat.std(0) + 1e-3)
     sub = np.sort(np.random.default_rng(seed).permutation(len(tr.ids))[:mask_utts])   # the masker needs fewer
-    hist = train_masker(cloud, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma, epochs=epochs_mask,
-                        bs=16, lr_dual=lr_dual, seed=seed, log=log)
-    gates = hard_gates(gatenet, ftr, tr.length)
-    frac = kept_fraction(gates)
-    log(f"train kept fraction (hard gates) {frac:.3f}")
-    fm = feats_of(masked_wave(tr, gates))
-    cloud_masked = train_classifier(copy.deepcopy(cloud), fm, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
-                                    log=log, name="cloud fine-tune (masked)", augment=augment)
-    fr = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed)))
+    hist, teacher = [], cloud
+    for r in range(rounds):   # the first round against the clean cloud model, later ones against the fine-tuned
+        hist += train_masker(teacher, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma,
+                             epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
+                             keep_target=keep_target, block=block)
+        gates = hard_gates(gatenet, ftr, tr.length, block)
+        frac = kept_fraction(gates)
+        log(f"round {r + 1}/{rounds}: train kept fraction (hard gates) {frac:.3f}")
+        fm = feats_of(masked_wave(tr, gates))
+        cloud_masked = train_classifier(copy.deepcopy(cloud), fm, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
+                                        log=log, name="cloud fine-tune (masked)", augment=augment)
+        teacher = cloud_masked
+    fr = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed, block)))
     cloud_random = train_classifier(copy.deepcopy(cloud), fr, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
                                     log=log, name="cloud fine-tune (random mask)", augment=augment)
     record = {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids),
               "settings": {"epochs_cloud": epochs_cloud, "epochs_mask": epochs_mask, "epochs_ft": epochs_ft,
                            "gamma": gamma, "seed": seed, "val_speakers": val_speakers, "augment": augment,
                            "lr_cloud": lr_cloud, "lr_ft": lr_ft, "width": width, "mask_utts": mask_utts,
-                           "lr_dual": lr_dual, "cloud_from": str(cloud_from) if cloud_from else None}}
+                           "lr_dual": lr_dual, "cloud_from": str(cloud_from) if cloud_from else None,
+                           "keep_target": keep_target, "block": block, "rounds": rounds, "normalise": normalise}}
     if val.any():
         va = full.subset(val)
-        vg = hard_gates(gatenet, feats_of(va.wave), va.length)
+        vg = hard_gates(gatenet, feats_of(va.wave), va.length, block)
         vfrac = kept_fraction(vg)
         record["validation"] = {
             "n": len(va.ids), "speakers": sorted({va.speakers[k] for k in va.speaker}), "kept_fraction": vfrac,
             "clean": accuracy(cloud, feats_of(va.wave), va.intent),
             "masked": accuracy(cloud_masked, feats_of(masked_wave(va, vg)), va.intent),
-            "random": accuracy(cloud_random, feats_of(masked_wave(va, random_gates_for(va, vfrac, seed + 1))),
+            "random": accuracy(cloud_random, feats_of(masked_wave(va, random_gates_for(va, vfrac, seed + 1, block))),
                                va.intent)}
         log(f"validation: {record['validation']}")
     out = Path(out_dir)
@@ -294,5 +327,6 @@ def load_models(out_dir) -> dict:
     g = GateNet()
     g.load_state_dict(st["gatenet"])
     models["gatenet"] = g.eval()
+    models["block"] = int(st.get("settings", {}).get("block", 1))
     models["state"] = st
     return models

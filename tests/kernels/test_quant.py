@@ -147,6 +147,24 @@ def test_qadapter_bitwise_independent_of_threads(threads):
         assert np.array_equal(one, two)
 
 
+def test_qadapter_row_and_chunk_edges(level):
+    # rows that end inside a 16-element vector, tensors that end inside a 64-element Philox group, several tensors
+    # (streams), NaN gradients, qas on and off: bit-exact with the twin on every path
+    rng = np.random.default_rng(13)
+    shapes = [(5, 1), (7, 3), (3, 15), (4, 17), (2, 63), (3, 65), (9, 100), (300, 257)]
+    qs = [rng.integers(-127, 128, sh, dtype=np.int8) for sh in shapes]
+    ss = [rng.uniform(1e-3, 2e-2, sh[0]).astype(np.float32) for sh in shapes]
+    gs = [rng.standard_normal(sh).astype(np.float32) for sh in shapes]
+    gs[3][1, 5] = np.nan
+    for qas in (False, True):
+        got, want = [q.copy() for q in qs], [q.copy() for q in qs]
+        with pytest.raises(ValueError):
+            quant.qadapter_update_s8(got, ss, gs, 3e-3, 99, qas=qas)
+        ref.qadapter_update_s8(want, ss, gs, 3e-3, 99, qas=qas)  # the twin leaves NaN weights, never raises
+        for a, b in zip(got, want):
+            assert np.array_equal(a, b), (level, a.shape, qas)
+
+
 def test_qadapter_many_tensors_is_one_call_per_tensor():
     rng = np.random.default_rng(7)
     shapes = [(3, 5), (70000,), (130, 257)]  # one spans several chunks, one has rows shorter than a vector

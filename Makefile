@@ -23,7 +23,7 @@ $(BIN)/python:
 setup: $(BIN)/python system
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q '.[torch,litert,speech,dev]'
+	$(BIN)/pip install -q '.[torch,flower,litert,speech,dev]'
 
 main: setup
 	$(BIN)/edgelearn finetune --json runs/finetune.json --plot runs/finetune.png

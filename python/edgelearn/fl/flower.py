@@ -235,7 +235,7 @@ def run_on_grid(grid: Grid, config, *, variant: str | None = None, json_path: st
 
     try:
         task = build_task(v.cfg, cfg.path.parent)
-        eng = build_engine(v.cfg, task, log=log, variant=v.name if len(cfg.variants) > 1 else None)
+        eng = build_engine(v.cfg, task, log=log, variant=v.name)
         eng.transport = FlowerTransport(grid, fingerprint(v.cfg), min_nodes, timeout)
         t0 = time.perf_counter()
         s = eng.run()

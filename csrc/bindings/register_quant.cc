@@ -1,4 +1,4 @@
-// Bindings of the quant family: qgemm_pack_s8 (-> _QWeightS8), qgemm_s8, qlinear_lora_s8, qadapter_update_s8
+// Bindings of the quant family: qgemm_pack_s8 (-> _QWeightS8), qgemm_s8, qlinear_s8, qlinear_lora_s8, qadapter_update_s8
 // (contract: edgelearn/quant.h). Arguments are taken as Python objects and converted here, so every TypeError /
 // ValueError names its argument.
 #include <pybind11/stl.h>
@@ -176,6 +176,40 @@ void register_quant(py::module_& m) {
       py::arg("out_dtype"), py::arg("y_scale"), py::arg("y_zero_point"), py::arg("out") = py::none(),
       "y = ((x - zx) W^T) * (x_scale * w_scale) + bias as float32 (out_dtype 0) or requantised to int8 with\n"
       "y_scale / y_zero_point (out_dtype 1; round half away from zero, saturating). See edgelearn/quant.h.");
+  m.def(
+      "qlinear_s8",
+      [](py::object x_, py::object W_, py::object w_scale_, py::object x_scale_, py::object bias_,
+         py::object out_) -> py::object {
+        auto x = require<float>(x_, "x", 2);
+        const QWeightS8& w = packed_arg(W_, "W");
+        QLinearArgs a;
+        a.x = x.data(), a.m = x.shape(0), a.k = x.shape(1), a.w = &w;
+        if (a.k != w.k)
+          throw ArgError("x: expected shape [m, " + std::to_string(w.k) + "] to match W's k, got " + shape_str(x));
+        a.x_scale = real_arg(x_scale_, "x_scale");
+        auto sw = w_scale_arg(w_scale_, w);
+        py::array_t<float> b;
+        if (!bias_.is_none()) b = bias_arg(bias_, w);
+        a.w_scale = sw.data(), a.bias = bias_.is_none() ? nullptr : b.data();
+        py::array_t<float> out;
+        if (out_.is_none()) {
+          out = py::array_t<float>({a.m, w.n});
+        } else {
+          out = require<float>(out_, "out", 2, true);
+          if (out.shape(0) != a.m || out.shape(1) != w.n)
+            throw ArgError("out: expected shape (" + std::to_string(a.m) + ", " + std::to_string(w.n) + "), got " +
+                           shape_str(out));
+        }
+        float* y = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          qlinear_s8(a, y);
+        }
+        return out_.is_none() ? py::object(out) : out_;
+      },
+      py::arg("x"), py::arg("W"), py::arg("w_scale"), py::arg("x_scale"), py::arg("bias"), py::arg("out") = py::none(),
+      "The frozen int8 layer from float32 x [m, k] (finite), quantized per tensor with x_scale inside the kernel:\n"
+      "y = qgemm_s8(clip(round_half_away(x / x_scale), -127, 127), W, w_scale, x_scale, bias). See edgelearn/quant.h.");
   m.def(
       "qlinear_lora_s8",
       [](py::object x_, py::object W_, py::object w_scale_, py::object x_scale_, py::object bias_, py::object A_,

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "edgelearn/common.h"
 #include "edgelearn/quant.h"
@@ -160,6 +161,42 @@ EL_Q_VNNI void copy_row_vnni(const int8_t* x, int64_t k, int64_t kp, uint8_t* ds
   for (; t < kp; ++t) dst[t] = 0;
 }
 
+// Row of float32 x quantized per tensor (xq = clamp(round_half_away(x * inv), -127, 127)) and stored as xq + 128
+// (u8) for vpdpbusd / tdpbusd, zero padded to kp; returns the number of non-finite values.
+EL_Q_VNNI int64_t quantize_row_vnni(const float* x, int64_t k, int64_t kp, float inv, uint8_t* dst) {
+  const __m512 invv = _mm512_set1_ps(inv), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF)), inf = _mm512_set1_ps(INFINITY);
+  const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
+  const __m512i c128 = _mm512_set1_epi32(128);
+  int64_t bad = 0;
+  for (int64_t t = 0; t < k; t += 16) {
+    const __mmask16 msk = k - t >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - t)) - 1u);
+    const __m512 xv = _mm512_maskz_loadu_ps(msk, x + t);
+    const __mmask16 fin = _mm512_cmp_ps_mask(_mm512_and_ps(xv, absmask), inf, _CMP_LT_OQ);
+    bad += __builtin_popcount(unsigned(msk & ~fin));
+    const __m512 v = _mm512_mul_ps(xv, invv);
+    const __m512 tr = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_sub_ps(v, tr), absmask), half, _CMP_GE_OQ);
+    __m512 r = _mm512_mask_add_ps(tr, up, tr, _mm512_or_ps(one, _mm512_andnot_ps(absmask, v)));
+    r = _mm512_maskz_mov_ps(fin, _mm512_min_ps(_mm512_max_ps(r, nlim), lim));
+    _mm_mask_storeu_epi8(dst + t, msk, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvttps_epi32(r), c128)));
+  }
+  for (int64_t t = k; t < kp; ++t) dst[t] = 0;
+  return bad;
+}
+
+// Scalar twin (the other paths): xq as int8.
+int64_t quantize_rows_scalar(const float* x, int64_t n, float inv, int8_t* dst) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float xv = x[i];
+    bad += !std::isfinite(xv);
+    const float q = std::isfinite(xv) ? round_half_away(xv * inv) : 0.0f;
+    dst[i] = int8_t(std::min(127.0f, std::max(-127.0f, q)));
+  }
+  return bad;
+}
+
 // ---------------------------------------------------------------------------------------------- AMX-INT8
 // tdpbusd multiplies a 16 x 64 u8 tile (rows of x + 128) by a 16 x 64 s8 tile whose row g holds the 4 weights of
 // group g for 16 channels: exactly 16 groups of one channel block of the packed layout (stride 64 bytes). Blocks of
@@ -223,20 +260,25 @@ EL_Q_AMX void block_amx(const uint8_t* xa, int64_t ka, int64_t kp, const int8_t*
     }
 }
 
-EL_Q_AMX void qgemm_amx(const QGemmArgs& a, const Epi& e, bool parallel) {
+EL_Q_AMX int64_t qgemm_amx(const QGemmArgs& a, const Epi& e, bool parallel) {
   const QWeightS8& w = *a.w;
   const int64_t m = a.m, k = a.k, kp = w.kp;
   const int64_t ka = (kp + 63) / 64 * 64, mp = (m + 31) / 32 * 32;  // x copy: u8 rows of ka bytes, mp rows
   std::unique_ptr<uint8_t[], void (*)(void*)> xa(static_cast<uint8_t*>(std::aligned_alloc(64, size_t(mp * ka))),
                                                  std::free);
   const int64_t nblocks = w.np / 16, npanel = (nblocks + 1) / 2, nmb = mp / 32, ntask = npanel * nmb;
-#pragma omp parallel if (parallel)
+  const float inv = a.xf ? 1.0f / a.x_scale[0] : 1.0f;
+  int64_t bad = 0;
+#pragma omp parallel if (parallel) reduction(+ : bad)
   {
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < mp; ++i) {
       uint8_t* dst = xa.get() + i * ka;
       if (i < m) {
-        copy_row_vnni(a.x + i * k, k, kp, dst);
+        if (a.xf)
+          bad += quantize_row_vnni(a.xf + i * k, k, kp, inv, dst);
+        else
+          copy_row_vnni(a.x + i * k, k, kp, dst);
         std::memset(dst + kp, 0, size_t(ka - kp));
       } else {
         std::memset(dst, 0, size_t(ka));
@@ -262,6 +304,7 @@ EL_Q_AMX void qgemm_amx(const QGemmArgs& a, const Epi& e, bool parallel) {
     }
     _tile_release();
   }
+  return bad;
 }
 
 // ---------------------------------------------------------------------------------------------- AVX2
@@ -352,7 +395,11 @@ EL_Q_AVX2 void tile_avx2_rows(const int8_t* xa, int64_t kp, const int8_t* wp, co
 }  // namespace
 
 void qgemm_check_args(const QGemmArgs& a) {
-  check(a.x != nullptr, "x: must not be null");
+  check(a.x != nullptr || a.xf != nullptr, "x: must not be null");
+  if (a.xf) {
+    check(a.x_zero_point == 0 && a.x_scale_len == 1, "x_scale: float input is quantized per tensor (zero point 0)");
+    check(a.x_scale != nullptr && std::isfinite(1.0f / a.x_scale[0]), "x_scale: 1 / x_scale overflows float32");
+  }
   check(a.w != nullptr, "W: must not be null");
   qgemm_check_packed(*a.w, "W");
   check(a.m >= 1 && a.k >= 1, "x: dimensions m and k must be >= 1");
@@ -399,7 +446,18 @@ void qgemm_s8(const QGemmArgs& a, void* y) {
               float(a.y_zero_point), n, y};
 
   const double work = double(m) * double(n) * double(k);
-  if (lv == quant::kAmx) return qgemm_amx(a, e, work > kParallelWork);
+  if (lv == quant::kAmx) {
+    const int64_t bad = qgemm_amx(a, e, work > kParallelWork);
+    check(bad == 0, "x: must be finite (found " + std::to_string(bad) + " NaN/inf values)");
+    return;
+  }
+  std::vector<int8_t> xq;
+  if (a.xf) {  // quantize first, then the int8 path
+    xq.resize(size_t(m * k));
+    const int64_t bad = quantize_rows_scalar(a.xf, m * k, 1.0f / a.x_scale[0], xq.data());
+    check(bad == 0, "x: must be finite (found " + std::to_string(bad) + " NaN/inf values)");
+  }
+  const int8_t* const xin = a.xf ? xq.data() : a.x;
 
   // Tiles: NB channel blocks of 16 x MR rows.
   const int64_t NB = lv == quant::kVnni ? 3 : 1, MR = lv == quant::kVnni ? 8 : lv == quant::kAvx2 ? 4 : 1;
@@ -420,9 +478,9 @@ void qgemm_s8(const QGemmArgs& a, void* y) {
         for (int64_t r = 0; r < mr; ++r) {
           int8_t* dst = xa.get() + r * kp;
           if (lv == quant::kVnni) {
-            copy_row_vnni(a.x + (i0 + r) * k, k, kp, reinterpret_cast<uint8_t*>(dst));
+            copy_row_vnni(xin + (i0 + r) * k, k, kp, reinterpret_cast<uint8_t*>(dst));
           } else {
-            std::memcpy(dst, a.x + (i0 + r) * k, size_t(k));
+            std::memcpy(dst, xin + (i0 + r) * k, size_t(k));
             std::memset(dst + k, 0, size_t(kp - k));
           }
         }

@@ -1,7 +1,7 @@
 // qlinear_lora_s8: frozen int8 linear (qgemm_s8) + float LoRA adapter, plain or under P seed-regenerated
 // perturbations of the adapter (contract: quant.h).
 //
-// Plan. x [S*m, k] is quantized once (xq = clamp(round_half_away(x * (1/sx)), -127, 127)); the base product is one
+// Plan. x [S*m, k] is quantized once inside qgemm_s8 (xq = clamp(round_half_away(x * (1/sx)), -127, 127)); the base product is one
 // qgemm_s8 call (float32 output, bias included): S = 1 into a scratch g [m, n] every stream reads, S = P straight
 // into y (P*m rows). The low-rank term follows zo_perturbed_linear_f32's plan and its small kernels exactly:
 // streams grouped by seed, a thread regenerates Z_A, Z_B when its group changes, per row
@@ -27,10 +27,6 @@ namespace {
 
 std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(new float[size_t(std::max<int64_t>(n, 1))]); }
 
-inline float round_half_away(float v) {
-  const float t = std::trunc(v);
-  return std::fabs(v - t) >= 0.5f ? t + (v > 0.0f ? 1.0f : -1.0f) : t;
-}
 
 bool overlaps(const void* p, int64_t pbytes, const void* q, int64_t qbytes) {
   if (!p || !q) return false;
@@ -84,21 +80,10 @@ void qlinear_lora_s8(const QLoraArgs& a, float* y) {
   check(!overlaps(y, yb, a.w_scale, n * 4), "out: must not overlap w_scale");
   check(!overlaps(y, yb, a.bias, a.bias ? n * 4 : 0), "out: must not overlap bias");
 
-  // 1. quantize x (finite values only: NaN/inf would have no int8 value)
-  std::vector<int8_t> xq(static_cast<size_t>(rows * k));
-  const float inv = 1.0f / a.x_scale;
-  int64_t bad = 0;
-  for (int64_t i = 0; i < rows * k; ++i) {
-    const float xv = a.x[i];
-    bad += !std::isfinite(xv);
-    const float q = std::isfinite(xv) ? round_half_away(xv * inv) : 0.0f;
-    xq[size_t(i)] = int8_t(std::min(127.0f, std::max(-127.0f, q)));
-  }
-  check(bad == 0, "x: must be finite (found " + std::to_string(bad) + " NaN/inf values)");
-
-  // 2. the frozen int8 product (bias included), exact qgemm_s8 float32 output
+  // 1-2. the frozen int8 product (bias included) of x quantized inside qgemm_s8 (finite values only: NaN/inf have
+  // no int8 value), exact qgemm_s8 float32 output
   QGemmArgs q;
-  q.x = xq.data(), q.m = rows, q.k = k, q.x_zero_point = 0, q.x_scale = &a.x_scale, q.x_scale_len = 1;
+  q.xf = a.x, q.m = rows, q.k = k, q.x_zero_point = 0, q.x_scale = &a.x_scale, q.x_scale_len = 1;
   q.w = a.w, q.w_scale = a.w_scale, q.bias = a.bias, q.out = QOut::F32;
   std::unique_ptr<float[]> g;
   float* base = y;

@@ -77,10 +77,10 @@ class _QWeightS8:
         """W [n, k] back, exactly."""
 
 def _quant_level() -> str:
-    """SIMD path of the quant kernels: 'avx512vnni', 'avx2' or 'scalar'."""
+    """SIMD path of the quant kernels: 'amx', 'avx512vnni', 'avx2' or 'scalar'."""
 
 def _quant_force_level(level: str) -> None:
-    """For tests and benchmarks: 'scalar', 'avx2', 'avx512vnni' (clamped to the CPU) or '' (the best one)."""
+    """For tests and benchmarks: 'scalar', 'avx2', 'avx512vnni', 'amx' (clamped to the CPU) or '' (the best one)."""
 
 def qgemm_pack_s8(W: npt.NDArray[np.int8]) -> _QWeightS8:
     """Packs W [n, k] (values in [-127, 127], k <= 65536) once for qgemm_s8 / qlinear_lora_s8."""
@@ -98,6 +98,16 @@ def qgemm_s8(
     out: npt.NDArray[np.float32] | npt.NDArray[np.int8] | None = None,  # [m, n]
 ) -> npt.NDArray[np.float32] | npt.NDArray[np.int8]:
     """((x - zx) W^T) * (x_scale * w_scale) + bias, float32 or requantised int8 (half away, saturating)."""
+
+def qlinear_s8(
+    x: npt.NDArray[np.float32],  # [m, k], finite
+    W: _QWeightS8,  # [n, k], packed
+    w_scale: npt.NDArray[np.float32],  # [n], finite, > 0, normal
+    x_scale: float,  # per tensor, > 0, normal
+    bias: npt.NDArray[np.float32] | None,  # [n], finite
+    out: npt.NDArray[np.float32] | None = None,  # [m, n]
+) -> npt.NDArray[np.float32]:
+    """qgemm_s8(clip(round_half_away(x / x_scale), -127, 127), W, w_scale, x_scale, bias), quantized in the kernel."""
 
 def qlinear_lora_s8(
     x: npt.NDArray[np.float32],  # [S, m, k], finite; S = 1 or P

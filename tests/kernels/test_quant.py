@@ -89,6 +89,20 @@ def test_qgemm_amx_block_edges(level):
             assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), (level, m, n, k)
 
 
+def test_qlinear_quantizes_in_the_kernel_and_refuses_nonfinite(level):
+    rng = np.random.default_rng(14)
+    for m, k, n in [(1, 1, 1), (33, 70, 40), (70, 200, 33)]:
+        x = (rng.standard_normal((m, k)) * 3).astype(np.float32)
+        x.flat[::7] = np.float32(0.5 * 0.02) * rng.choice([-1, 1, 3, -5], x.flat[::7].size)  # exact halves
+        W = quant.qgemm_pack_s8(rng.integers(-127, 128, (n, k), dtype=np.int8))
+        sw = rng.uniform(0.01, 0.02, n).astype(np.float32)
+        got, want = quant.qlinear_s8(x, W, sw, 0.02), ref.qlinear_s8(x, W, sw, 0.02)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (level, m, k, n)
+        x[m // 2, k // 2] = np.nan
+        with pytest.raises(ValueError, match="x: must be finite"):
+            quant.qlinear_s8(x, W, sw, 0.02)
+
+
 def test_qgemm_extremes_saturate_and_stay_exact(level):
     # all-(-128) activations against all-127 weights at k = 65536: the largest |acc| the contract allows
     k = 65536

@@ -44,6 +44,15 @@
 // Cost: m * n * k multiply-adds (vpdpbusd: 64 per instruction), plus one pass over x (the u8 copy) and the
 // m * n epilogue (scale, bias, requantise) done on the tile in registers.
 //
+// ---------------------------------------------------------------------------------------------- qlinear_s8
+// The frozen int8 linear layer from float32 activations, quantized inside the kernel with a calibrated per-tensor
+// scale (as qlinear_lora_s8 quantizes):
+//   xq[i, t] = int8(clamp(round_half_away(x[i, t] * (1 / sx)), -127, 127))       (zx = 0; float32 ops)
+//   y        = qgemm_s8(xq, W, sw, sx, bias) as float32                          bit-exact with the twin
+// x must be finite: NaN/inf have no int8 value (ArgError after the pass; y is then unspecified).
+// AMX path: the quantization is fused into the copy of x the tiles read (x is read once, no int8 copy in memory);
+// other paths quantize into a scratch first. Cost: qgemm_s8's, with x read as float32.
+//
 // ---------------------------------------------------------------------------------------------- qlinear_lora_s8
 // The frozen int8 linear layer (x quantized with a calibrated per-tensor scale) plus a float LoRA adapter:
 //   xq[i, t] = int8(clamp(round_half_away(x[i, t] * (1 / sx)), -127, 127))       (zx = 0; float32 ops)
@@ -124,11 +133,24 @@ struct QGemmArgs {
   QOut out = QOut::F32;
   float y_scale = 1.0f;  // int8 output only
   int32_t y_zero_point = 0;
+  // Float32 input instead of x (qlinear_s8): quantized per tensor with x_scale[0]; x_zero_point must be 0.
+  const float* xf = nullptr;
 };
 
 void qgemm_check_args(const QGemmArgs& a);
 // y: float32 [m, n] (out = F32) or int8 [m, n] (out = S8). Checks its arguments.
 void qgemm_s8(const QGemmArgs& a, void* y);
+
+// qlinear_s8: x float32 [m, k] (finite), per-tensor x_scale; y float32 [m, n]. Checks its arguments.
+struct QLinearArgs {
+  const float* x = nullptr;
+  int64_t m = 0, k = 0;
+  float x_scale = 1.0f;
+  const QWeightS8* w = nullptr;
+  const float* w_scale = nullptr;  // [n]
+  const float* bias = nullptr;     // [n] or nullptr
+};
+void qlinear_s8(const QLinearArgs& a, float* y);
 
 // Active SIMD path of the quant kernels: "amx", "avx512vnni", "avx2" or "scalar"; force_level for tests and benchmarks
 // ("" = the best this CPU supports; others are clamped to it).

@@ -106,6 +106,41 @@ def qgemm_s8(x, W, w_scale, x_scale, bias=None, x_zero_point=0, out_dtype="float
     return _kernels.qgemm_s8(x, W, w_scale, x_scale, bias, x_zero_point, od, y_scale, y_zero_point, out)
 
 
+def qlinear_s8(x, W, w_scale, x_scale, bias=None, out=None):
+    """The frozen int8 layer from float32 activations: y = qgemm_s8(quantize(x), W, w_scale, x_scale, bias).
+
+    x float32 [m, k] (finite), quantized per tensor inside the kernel with the calibrated x_scale (> 0): xq =
+    clip(round_half_away(x / x_scale), -127, 127) (float32 ops, as qlinear_lora_s8); W packed [n, k] with w_scale
+    float32 [n]; bias [n] or None. Returns float32 y [m, n] (into `out` if given). Bit-exact with
+    edgelearn.kernels.reference.qlinear_s8. NaN/inf in x raise ValueError (checked in the kernel's pass over x).
+    """
+    x = v.array(x, "x", np.float32, 2)
+    W = _packed(W)
+    n, k = W.shape
+    if x.shape[1] != k:
+        raise ValueError(f"x: expected shape [m, {k}] to match W's k, got {x.shape}")
+    w_scale = _scales(w_scale, "w_scale", n)
+    x_scale = _scale(x_scale, "x_scale")
+    with np.errstate(over="ignore", divide="ignore"):
+        if not np.isfinite(np.float32(1.0) / np.float32(x_scale)):
+            raise ValueError(f"x_scale: 1 / x_scale overflows float32 ({x_scale})")
+        if not np.isfinite(np.float32(x_scale) * w_scale.max()):
+            raise ValueError("x_scale: x_scale * w_scale overflows float32")
+    if bias is not None:
+        bias = v.array(bias, "bias", np.float32, 1)
+        if bias.shape != (n,):
+            raise ValueError(f"bias: expected shape ({n},), got {bias.shape}")
+        if not np.isfinite(bias).all():
+            raise ValueError("bias: must be finite (found NaN or inf)")
+    if out is not None:
+        out = v.array(out, "out", np.float32, 2, writeable=True)
+        if out.shape != (x.shape[0], n):
+            raise ValueError(f"out: expected shape ({x.shape[0]}, {n}), got {out.shape}")
+        if any(np.may_share_memory(out, t) for t in (x, w_scale, bias) if isinstance(t, np.ndarray)):
+            raise ValueError("out: must not overlap an input")
+    return _kernels.qlinear_s8(x, W, w_scale, x_scale, bias, out)
+
+
 def qlinear_lora_s8(x, W, w_scale, x_scale, bias, A, B, scale, seeds=None, eps=1e-3, layer_id=0, mode="central",
                     dist="gaussian", out=None):
     """The frozen int8 layer plus a float LoRA adapter: y[p] = qgemm_s8(quantize(x), W) + bias + scale (x A_p^T) B_p^T.

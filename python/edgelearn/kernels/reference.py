@@ -190,6 +190,14 @@ def qadapter_update_s8(q, scales, grads, lr, seed, streams=None, qas=False):
     return q
 
 
+def qlinear_s8(x, W, w_scale, x_scale, bias=None):
+    """qgemm_s8(xq, W, w_scale, x_scale, bias) as float32 with xq = int8(clip(round_half_away(x * (1 / x_scale)),
+    -127, 127)) (float32 ops; quant.h)."""
+    inv = np.float32(1.0) / np.float32(x_scale)
+    xq = np.clip(round_half_away(np.asarray(x, np.float32) * inv), -127, 127).astype(np.int8)
+    return qgemm_s8(xq, W, w_scale, np.float32(x_scale), bias)
+
+
 def qlinear_lora_s8(x, W, w_scale, x_scale, bias, A, B, scale, seeds=None, eps=0.0, layer_id=0, mode=CENTRAL,
                     dist=GAUSSIAN):
     """y[p] = qgemm_s8(xq, W, w_scale, x_scale, bias) + scale * (x[p or 0] A_p^T) B_p^T (quant.h), with

@@ -123,6 +123,19 @@ def _make_qgemm(rng_: np.random.Generator, size: str, out_dtype: str = "float32"
     return Case((x, W, w_scale, x_scale, bias, zx, out_dtype, y_scale, y_zp))
 
 
+def _make_qlinear(rng_: np.random.Generator, size: str) -> Case:
+    if size == "bench":
+        m, k, n = 512, 384, 1536
+    else:
+        m, k, n = int(rng_.integers(1, 70)), int(rng_.integers(1, 150)), int(rng_.integers(1, 70))
+    x = rng_.standard_normal((m, k)).astype(np.float32)
+    W = quant.qgemm_pack_s8(rng_.integers(-127, 128, size=(n, k), dtype=np.int8))
+    w_scale = rng_.uniform(1e-3, 2e-2, n).astype(np.float32)
+    bias = rng_.standard_normal(n).astype(np.float32) if size == "bench" or rng_.random() < 0.7 else None
+    # a calibrated scale that saturates the largest activations (the clip is part of the definition)
+    return Case((x, W, w_scale, float(np.float32(3.0 / 127)), bias))
+
+
 def _make_qadapter(rng_: np.random.Generator, size: str, qas: bool = False) -> Case:
     if size == "bench":
         shapes = [(4096, 4096)]
@@ -184,6 +197,7 @@ ENTRIES: dict[str, Entry] = {
               Tolerance(ulp=2), "zo"),
         Entry("qgemm_pack_s8", _pack_layout, ref.qgemm_pack_s8, _make_qpack, Tolerance(exact=True), "quant"),
         Entry("qgemm_s8", quant.qgemm_s8, ref.qgemm_s8, _make_qgemm, Tolerance(exact=True), "quant"),
+        Entry("qlinear_s8", quant.qlinear_s8, ref.qlinear_s8, _make_qlinear, Tolerance(exact=True), "quant"),
         Entry("qlinear_lora_s8", quant.qlinear_lora_s8, _reference_qlora, _make_qlora,
               Tolerance(rtol=1e-4, atol=1e-4), "quant"),
         Entry("qadapter_update_s8", _qadapter_result(quant.qadapter_update_s8),

@@ -57,6 +57,8 @@ def federations(corpus, tmp_path_factory):
     paths["noop"].write_text(NOOP)
     paths["fwdllm"].write_text(tiny_toml(corpus, FWD, rounds=3))
     paths["fedavg"].write_text(tiny_toml(corpus, AVG, rounds=2))
+    stranger = d / "stranger.toml"  # a config the SuperNodes were not given
+    stranger.write_text(NOOP.replace("seed = 1", "seed = 2"))
     out = {}
     app = ServerApp()
 
@@ -64,6 +66,10 @@ def federations(corpus, tmp_path_factory):
     def main(grid, context):
         for name, p in paths.items():
             out[name] = run_on_grid(grid, p)
+        try:
+            run_on_grid(grid, stranger)
+        except RuntimeError as e:
+            out["stranger"] = str(e)
 
     run_simulation(app, make_client_app([str(p) for p in paths.values()]), num_supernodes=2,
                    backend_config={"client_resources": {"num_cpus": 1}})
@@ -85,6 +91,13 @@ def test_flower_simulation_equals_in_process_engine(federations, name):
     assert eng.transport.messages >= summary["client_updates"]
     if name == "fwdllm":  # the wrappers ran where they belong: faults on clients, rejection on the server
         assert summary["faults_injected_total"] >= 1 and summary["dropped_total"] >= 1
+
+
+def test_a_client_with_another_config_fails_the_run_with_a_clear_error(federations):
+    _, out = federations
+    msg = out.get("stranger", "")
+    assert msg.startswith("flower: the ClientApp failed for client ") and "\n" not in msg, msg
+    assert "config: the server's config differs from this SuperNode's" in msg, msg
 
 
 def test_update_encoding_round_trips():

@@ -206,14 +206,25 @@ class FlowerTransport:
         got: dict[int, Update | None] = {}
         for rep in self.grid.send_and_receive(msgs, timeout=self.timeout):
             if rep.has_error():
-                raise RuntimeError(f"flower: the ClientApp on node {rep.metadata.src_node_id} failed: "
-                                   f"{rep.error.reason}")
+                by_id = {m.metadata.message_id: ctx.cid for m, ctx in zip(msgs, contexts)}
+                raise RuntimeError(f"flower: the ClientApp failed for client "
+                                   f"{by_id.get(rep.metadata.reply_to_message_id, '?')} on node "
+                                   f"{rep.metadata.src_node_id}: {_reason(rep.error.reason)}")
             cid, up = decode_update(rep.content)
             got[cid] = up
         fi = _find(engine.strategy, "FaultInjection")  # the fault happened on the client: count it here too
         if fi is not None:
             fi.injected += sum(1 for u in got.values() if u is not None and u.metrics.get("faulty"))
         return [got.get(ctx.cid) for ctx in contexts]
+
+
+def _reason(text: str) -> str:
+    """The client's own exception message out of Flower's (and Ray's) error report: one line."""
+    text = str(text or "").strip()
+    if "Message: " in text:
+        text = text.rsplit("Message: ", 1)[1].rstrip("'>").strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no reason given)"
 
 
 def run_on_grid(grid: Grid, config, *, variant: str | None = None, json_path: str | None = None,
@@ -256,10 +267,10 @@ def make_server_app(config=None, *, variant: str | None = None, base_dir=None, r
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         rc = context.run_config
-        eng, summary = run_on_grid(grid, config or rc.get("config"), variant=variant or rc.get("variant") or None,
-                          json_path=rc.get("json") or None, min_nodes=int(rc.get("min-nodes", 1)),
-                          timeout=float(rc.get("timeout", 0)) or None, base_dir=base_dir,
-                          echo=echo or (_print if not result else None))
+        eng, summary = run_on_grid(grid, config or rc.get("config"),
+                                   variant=variant or rc.get("variant") or None, json_path=rc.get("json") or None,
+                                   min_nodes=int(rc.get("min-nodes", 1)), timeout=float(rc.get("timeout", 0)) or None,
+                                   base_dir=base_dir, echo=echo or (_print if not result else None))
         if result is not None:
             result.update(vec=eng.vec.copy(), history=list(eng.history), summary=summary)
 

@@ -11,7 +11,7 @@ import sys
 
 EXAMPLES = """examples:
   edgelearn fl run configs/fl_fwdllm_quick.toml --json runs/fl_quick.jsonl     FwdLLM vs FedAvg, a few minutes
-  edgelearn fl run configs/fl_agnews.toml --json runs/fl_agnews.jsonl          the full AG News experiment
+  edgelearn fl run configs/fl_agnews.toml --json runs/fl_agnews.jsonl --jobs 2 the full AG News experiment
   edgelearn fl run configs/fl_agnews.toml --json runs/fl_agnews.jsonl --resume continue a killed run exactly
   edgelearn fl run configs/fl_faults_quick.toml                                30% dropout + 5% bad updates
 
@@ -34,7 +34,7 @@ def cmd_fl_run(args: argparse.Namespace) -> int:
                   f"sim {rec['sim_time_s']:.1f}s  up {rec['bytes_up']} B", flush=True)
 
     summary = run_config(args.config, json_path=args.json, resume=args.resume, progress=progress,
-                         plot=args.plot, out_dir=args.out_dir, echo=echo)
+                         plot=args.plot, out_dir=args.out_dir, echo=echo, jobs=args.jobs)
     for name, s in summary["variants"].items():
         acc = s.get("accuracy_final")
         print(f"{name}: accuracy {acc if acc is None else round(acc, 4)}  sim {s['sim_time_s']:.1f}s  "
@@ -60,6 +60,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> argparse.Argument
     r.add_argument("--out-dir", metavar="DIR", help="checkpoint folder (default: run.out_dir or beside --json)")
     r.add_argument("--progress", action="store_true", help="progress bars (the default on a terminal) instead of per-evaluation lines")
     r.add_argument("--quiet", action="store_true", help="only the summary")
+    r.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run the variants side by side in N processes (threads are split between them)")
     r.set_defaults(fn=cmd_fl_run)
     return fl
 

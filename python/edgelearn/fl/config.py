@@ -254,16 +254,55 @@ def evaluate_claims(claims: list[dict], summaries: dict[str, dict]) -> list[dict
     return out
 
 
+def _run_variant(v: Variant, base: Path, log, progress: bool, resume: bool, outd: Path, tasks: dict):
+    key = json.dumps([v.cfg.get("data"), v.cfg.get("model"), v.cfg.get("run", {}).get("seed", 0)], sort_keys=True)
+    if key not in tasks:
+        task = build_task(v.cfg, base)
+        tasks[key] = (task, task.get_vector())
+    task, init = tasks[key]
+    task.set_vector(init)
+    every = v.cfg.get("run", {}).get("checkpoint_every", 0)
+    eng = build_engine(v.cfg, task, log=log, progress=progress, variant=v.name,
+                       checkpoint_path=outd / f"{v.name}.ckpt" if every else None)
+    return eng.run(resume=resume), eng.history
+
+
+def _variant_worker(path: str, name: str, part: str, resume: bool, outd: str, threads: int, echo: bool):
+    """One variant in its own process (run_config with jobs > 1): JSON lines to `part`."""
+    import torch
+
+    from .. import set_num_threads
+
+    set_num_threads(threads)
+    torch.set_num_threads(threads)
+    cfg = load_config(path)
+    v = next(x for x in cfg.variants if x.name == name)
+    with open(part, "w") as fh:
+        def log(rec):
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            if echo and rec.get("accuracy") is not None:
+                print(f"[{name}] round {rec['round']:4d}  acc {rec['accuracy']:.4f}  sim {rec['sim_time_s']:.1f}s",
+                      flush=True)
+
+        return _run_variant(v, cfg.path.parent, log, False, resume, Path(outd), {})
+
+
 def run_config(path, json_path=None, resume: bool = False, progress: bool = False, plot: str | None = None,
-               out_dir: str | None = None, echo=None) -> dict:
+               out_dir: str | None = None, echo=None, jobs: int = 1) -> dict:
     """Run every variant of a config; JSON lines to json_path (rewritten from checkpoints on resume), then a
-    summary line {"summary": true, "variants": {...}, "claims": [...]}. Returns that summary."""
+    summary line {"summary": true, "variants": {...}, "claims": [...]}. Returns that summary.
+
+    jobs > 1: variants run side by side in that many processes (threads split between them); their lines are
+    written variant after variant once all have finished."""
     cfg = load_config(path)
     t0 = time.perf_counter()
     outd = Path(out_dir or cfg.run.get("out_dir") or (Path(json_path).with_suffix("") if json_path else
                                                        Path("runs") / cfg.path.stem))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+    if not jobs >= 1:
+        raise ValueError(f"jobs: must be >= 1, got {jobs}")
     fh = open(json_path, "w") if json_path else None
 
     def log(rec):
@@ -275,19 +314,28 @@ def run_config(path, json_path=None, resume: bool = False, progress: bool = Fals
 
     summaries, histories, tasks = {}, {}, {}
     try:
-        for v in cfg.variants:
-            key = json.dumps([v.cfg.get("data"), v.cfg.get("model"), v.cfg.get("run", {}).get("seed", 0)],
-                             sort_keys=True)
-            if key not in tasks:
-                task = build_task(v.cfg, cfg.path.parent)
-                tasks[key] = (task, task.get_vector())
-            task, init = tasks[key]
-            task.set_vector(init)
-            every = v.cfg.get("run", {}).get("checkpoint_every", 0)
-            eng = build_engine(v.cfg, task, log=log, progress=progress, variant=v.name,
-                               checkpoint_path=outd / f"{v.name}.ckpt" if every else None)
-            summaries[v.name] = eng.run(resume=resume)
-            histories[v.name] = eng.history
+        if jobs > 1 and len(cfg.variants) > 1:
+            import multiprocessing as mp
+            import os
+            from concurrent.futures import ProcessPoolExecutor
+
+            outd.mkdir(parents=True, exist_ok=True)
+            threads = max(1, (os.cpu_count() or 1) // min(jobs, len(cfg.variants)))
+            parts = {v.name: str(outd / f"{v.name}.part.jsonl") for v in cfg.variants}
+            with ProcessPoolExecutor(min(jobs, len(cfg.variants)), mp_context=mp.get_context("spawn")) as ex:
+                futs = {v.name: ex.submit(_variant_worker, str(cfg.path), v.name, parts[v.name], resume, str(outd),
+                                          threads, echo is not None) for v in cfg.variants}
+                results = {k: f.result() for k, f in futs.items()}
+            for v in cfg.variants:
+                summaries[v.name], histories[v.name] = results[v.name]
+                with open(parts[v.name]) as pf:
+                    for line in pf:
+                        if fh:
+                            fh.write(line)
+        else:
+            for v in cfg.variants:
+                summaries[v.name], histories[v.name] = _run_variant(v, cfg.path.parent, log, progress, resume, outd,
+                                                                    tasks)
         claims = evaluate_claims(cfg.claims, summaries)
         from ..cli import environment
 

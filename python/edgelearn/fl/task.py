@@ -24,6 +24,7 @@ class TensorSpec:
     slot: int
     sigma: float
     offset: int  # in the flat vector
+    group: str = "lora"  # "lora" (adapter tensors inside the encoder) or "head" (the classifier)
 
     @property
     def size(self) -> int:
@@ -121,7 +122,8 @@ class TextTask:
         self.tensors = [t for _n, t, _l, _s in trainable_tensors(self.model, True)]
         specs, off = [], 0
         for (name, t, lid, slot), sig in zip(trainable_tensors(self.model, True), tensor_scales(self.model, True)):
-            specs.append(TensorSpec(name, tuple(t.shape), lid, slot, float(sig), off))
+            group = "head" if name.startswith("head.") else "lora"
+            specs.append(TensorSpec(name, tuple(t.shape), lid, slot, float(sig), off, group))
             off += t.numel()
         self.specs, self.n = specs, off
         self.train = tokenize(ds.subset(train_idx), tok, max_len)
@@ -129,9 +131,10 @@ class TextTask:
         self.train_labels = self.train.labels.numpy()
         self.max_len = max_len
         self.tokens_per_example = float(self.train.attention_mask.sum()) / max(1, len(self.train))
-        from ..zo.finetune import _Evaluator  # prefix-cached held-out evaluation of the zo recipe
+        from ..zo.finetune import PrefixEvaluator  # prefix-cached held-out evaluation of the zo recipe
 
-        self._evaluator = _Evaluator(self.model, self.test, eval_batch)
+        self._evaluator = PrefixEvaluator(self.model, self.test, eval_batch)
+        self._prefix_rows: list | None = None  # per training example: its hidden states entering the first trained layer
 
     # -- state -------------------------------------------------------------------------------------------------
     def get_vector(self) -> np.ndarray:
@@ -150,6 +153,42 @@ class TextTask:
         ids, mask, y = self.train.batch(index)
         keep = int(mask.sum(1).max())  # drop all-padding columns: packed tokens cost the same, attention less
         return ids[:, :keep], mask[:, :keep], y
+
+    def prefix(self, index: np.ndarray):
+        """The batch's hidden states entering the first trained layer (a zo Prefix), from a cache of every
+        training example's frozen-layer activations.
+
+        The layers below the first trained one never change, so a client would compute them once per example
+        and keep them; here the host does it once for all clients (the simulated devices are still charged the
+        prefix compute every round: see the strategies' MAC counts). The cache is built in fixed chunks of the
+        training set in index order, so its values do not depend on which client asked first (resume-exact).
+        """
+        import torch
+
+        from ..zo.bert import Packed, Prefix
+
+        start = self.first_trained_layer()
+        if self._prefix_rows is None:
+            rows, n = [], len(self.train)
+            with torch.inference_mode():
+                for i in range(0, n, 64):
+                    ids, mask, _y = self.batch(np.arange(i, min(n, i + 64)))
+                    pre = self.model.prefix(ids, mask)
+                    rows += list(torch.split(pre.h.clone(), pre.pk.lengths.tolist()))
+            self._prefix_rows = rows
+        index = np.asarray(index, dtype=np.int64)
+        ids, mask, _y = self.batch(index)
+        h = torch.cat([self._prefix_rows[i] for i in index])
+        return Prefix(h, Packed.of(mask), start)
+
+    def features(self, pre, grad: bool = False):
+        """Pooled sentence features of the unperturbed model from a prefix: [B, d] (grad: keep the autograd
+        graph through the trained layers, for backprop)."""
+        import torch
+
+        m = self.model
+        with torch.enable_grad() if grad else torch.no_grad():
+            return m.pool(m.bert.run(pre.h, pre.pk, pre.start), pre.pk)
 
     def evaluate(self) -> tuple[float, float]:
         return self._evaluator()

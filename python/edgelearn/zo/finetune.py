@@ -22,7 +22,7 @@ from .lora import add_lora
 from .trainer import Schedule, ZOTrainer
 
 
-class _Evaluator:
+class PrefixEvaluator:
     """Held-out accuracy / loss with the frozen prefix of each eval batch computed once."""
 
     def __init__(self, model, enc, batch: int = 64):
@@ -77,7 +77,7 @@ def finetune(steps: int = 150, batch: int = 8, max_len: int = 64, K: int = 16, l
     sched = Schedule(lr, schedule, warmup=warmup, total=steps)
     trainer = ZOTrainer(model, lr=sched, eps=eps, K=K, mode=mode, train_head=train_head, chunk_bytes=chunk_bytes,
                         seed=seed, lora_scale=lora_scale)
-    evaluate = _Evaluator(model, test)
+    evaluate = PrefixEvaluator(model, test)
     rng = np.random.Generator(np.random.Philox(seed + 1))
     order = rng.permutation(train_idx)
     need = steps * batch

@@ -115,14 +115,16 @@ class PerturbedForward:
         return max(2, min(P, int(self.chunk_bytes // max(1, self.model.stream_bytes(pre)))))
 
     @torch.inference_mode()
-    def losses(self, input_ids, attention_mask, labels, seeds: np.ndarray) -> np.ndarray:
-        """Stream losses [P] in kernel order (forward mode: L(0) then L(+k))."""
+    def losses(self, input_ids, attention_mask, labels, seeds: np.ndarray, pre=None) -> np.ndarray:
+        """Stream losses [P] in kernel order (forward mode: L(0) then L(+k)). pre: the batch's prefix when the
+        caller already has it (e.g. cached frozen-layer activations); input_ids / attention_mask are then unused."""
         seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
         with _ops.quiet_blas():
-            return self._losses(input_ids, attention_mask, labels, seeds)
+            return self._losses(input_ids, attention_mask, labels, seeds, pre)
 
-    def _losses(self, input_ids, attention_mask, labels, seeds):
-        pre = self.model.prefix(input_ids, attention_mask, self.head)
+    def _losses(self, input_ids, attention_mask, labels, seeds, pre=None):
+        if pre is None:
+            pre = self.model.prefix(input_ids, attention_mask, self.head)
         self.last_chunks = chunks(len(seeds), self.mode, self.max_streams(pre, len(seeds)))
         out = []
         for i, sl in enumerate(self.last_chunks):
@@ -131,9 +133,9 @@ class PerturbedForward:
             out.append(L if (self.mode == "central" or i == 0) else L[1:])
         return np.concatenate(out)
 
-    def gradients(self, input_ids, attention_mask, labels, seeds) -> tuple[np.ndarray, np.ndarray]:
+    def gradients(self, input_ids, attention_mask, labels, seeds, pre=None) -> tuple[np.ndarray, np.ndarray]:
         """(g [K] float32, stream losses [P])."""
-        L = self.losses(input_ids, attention_mask, labels, seeds)
+        L = self.losses(input_ids, attention_mask, labels, seeds, pre)
         return projected_gradients(L, self.eps, self.mode), L
 
 

@@ -41,10 +41,11 @@ class FedAvg(Strategy):
         r = ctx.rng(1)
         for step in range(1, self.local_steps + 1):
             idx = r.choice(ctx.shard, size=min(self.batch, len(ctx.shard)), replace=False)
-            ids, mask, y = task.batch(idx)
+            pre = task.prefix(idx)  # the frozen layers below the first LoRA layer: no gradient flows there
+            y = task.train.labels[np.asarray(idx, dtype=np.int64)]
             for p in params:
                 p.grad = None
-            loss = torch.nn.functional.cross_entropy(task.model(ids, mask), y)
+            loss = torch.nn.functional.cross_entropy(task.model.head(task.features(pre, grad=True)), y)
             loss.backward()
             with torch.no_grad():  # plain SGD / Adam (torch.optim's first use imports dynamo: seconds)
                 for p, mi, vi in zip(params, m, v):

@@ -28,6 +28,9 @@ namespace {
 
 // Below this many multiply-adds the call runs on the calling thread.
 constexpr double kParallelWork = 4e6;
+// AMX: ~0.1 ms of tile work; below it a second thread costs more than it brings (wake-up, and on a shared machine
+// a barrier that waits for a descheduled thread).
+constexpr double kParallelWorkAmx = 1e8;
 
 bool normal_positive(float s) { return std::isfinite(s) && s >= FLT_MIN; }
 
@@ -215,11 +218,11 @@ EL_Q_AMX void amx_configure() {
 }
 
 // Rows [i0, i0 + 32) of xa (u8, row stride ka, zero rows past m) by channel blocks jb, jb + NV - 1.
+// x0: the block's 32 rows (u8, row stride ka, zero rows past m).
 template <int NV>
-EL_Q_AMX void block_amx(const uint8_t* xa, int64_t ka, int64_t kp, const int8_t* wp, const Epi& e, int64_t m,
+EL_Q_AMX void block_amx(const uint8_t* x0, int64_t ka, int64_t kp, const int8_t* wp, const Epi& e, int64_t m,
                         int64_t i0, int64_t j0, int64_t nvalid, int32_t* cbuf) {
   const int64_t bstride = kp * 16, steps = kp / 64;
-  const uint8_t* x0 = xa + i0 * ka;
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -263,17 +266,13 @@ EL_Q_AMX void block_amx(const uint8_t* xa, int64_t ka, int64_t kp, const int8_t*
 EL_Q_AMX int64_t qgemm_amx(const QGemmArgs& a, const Epi& e, bool parallel) {
   const QWeightS8& w = *a.w;
   const int64_t m = a.m, k = a.k, kp = w.kp;
-  const int64_t ka = (kp + 63) / 64 * 64, mp = (m + 31) / 32 * 32;  // x copy: u8 rows of ka bytes, mp rows
-  std::unique_ptr<uint8_t[], void (*)(void*)> xa(static_cast<uint8_t*>(std::aligned_alloc(64, size_t(mp * ka))),
-                                                 std::free);
-  const int64_t nblocks = w.np / 16, npanel = (nblocks + 1) / 2, nmb = mp / 32, ntask = npanel * nmb;
+  const int64_t ka = (kp + 63) / 64 * 64, mp = (m + 31) / 32 * 32;  // x copies: u8 rows of ka bytes
+  const int64_t nblocks = w.np / 16, npanel = (nblocks + 1) / 2, nmb = mp / 32;
   const float inv = a.xf ? 1.0f / a.x_scale[0] : 1.0f;
-  int64_t bad = 0;
-#pragma omp parallel if (parallel) reduction(+ : bad)
-  {
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < mp; ++i) {
-      uint8_t* dst = xa.get() + i * ka;
+  // rows [i0, i0 + 32) of x as u8 (quantized first for float input) into dst; returns the non-finite count
+  auto copy_rows = [&](int64_t i0, uint8_t* dst) {
+    int64_t bad = 0;
+    for (int64_t i = i0; i < i0 + 32; ++i, dst += ka) {
       if (i < m) {
         if (a.xf)
           bad += quantize_row_vnni(a.xf + i * k, k, kp, inv, dst);
@@ -284,23 +283,51 @@ EL_Q_AMX int64_t qgemm_amx(const QGemmArgs& a, const Epi& e, bool parallel) {
         std::memset(dst, 0, size_t(ka));
       }
     }
+    return bad;
+  };
+  auto block = [&](const uint8_t* x0, int64_t i0, int64_t pnl, int32_t* cbuf) {
+    const int64_t jb = pnl * 2, j0 = jb * 16, nvalid = std::min<int64_t>(32, w.n - j0);
+    const int8_t* wp = w.data.data() + jb * kp * 16;
+    if (nblocks - jb >= 2)
+      block_amx<2>(x0, ka, kp, wp, e, m, i0, j0, nvalid, cbuf);
+    else
+      block_amx<1>(x0, ka, kp, wp, e, m, i0, j0, nvalid, cbuf);
+  };
+  int64_t bad = 0;
+  if (w.np * kp <= (int64_t(1) << 20)) {
+    // W fits in L2 (transformer layers: <= 600 KB). A task is a band of 32 rows: the thread quantizes / copies
+    // them into its own buffer, then runs every channel panel over them, writing whole output rows (full cache
+    // lines, sequential: what bounds k = 384 layers with float32 output). No barrier but the last, dynamic tasks:
+    // on a shared machine a thread that loses its core holds up one band, not the others.
+#pragma omp parallel if (parallel) reduction(+ : bad)
+    {
+      amx_configure();
+      alignas(64) int32_t cbuf[32 * 32];
+      std::unique_ptr<uint8_t[], void (*)(void*)> xb(static_cast<uint8_t*>(std::aligned_alloc(64, size_t(32 * ka))),
+                                                     std::free);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t mb = 0; mb < nmb; ++mb) {
+        bad += copy_rows(mb * 32, xb.get());
+        for (int64_t pnl = 0; pnl < npanel; ++pnl) block(xb.get(), mb * 32, pnl, cbuf);
+      }
+      _tile_release();
+    }
+    return bad;
+  }
+  // Larger W: x is copied once, then tasks go panel-major (a 32-channel weight panel stays in cache while the
+  // row blocks pass under it).
+  std::unique_ptr<uint8_t[], void (*)(void*)> xa(static_cast<uint8_t*>(std::aligned_alloc(64, size_t(mp * ka))),
+                                                 std::free);
+#pragma omp parallel if (parallel) reduction(+ : bad)
+  {
+#pragma omp for schedule(static)
+    for (int64_t mb = 0; mb < nmb; ++mb) bad += copy_rows(mb * 32, xa.get() + mb * 32 * ka);
     amx_configure();
     alignas(64) int32_t cbuf[32 * 32];
-    // Row-block-major when the packed W fits in L2 (transformer layers: <= 600 KB): the output is then written a
-    // band of 32 whole rows at a time (full cache lines, sequential), which is what bounds k = 384 layers with
-    // float32 output. Otherwise panel-major: a 32-channel weight panel stays in cache while row blocks pass.
-    // Dynamic, as the VNNI path, for shared machines.
-    const bool rows_major = w.np * kp <= (int64_t(1) << 20);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < ntask; ++task) {
-      const int64_t pnl = rows_major ? task % npanel : task / nmb;
-      const int64_t i0 = (rows_major ? task / npanel : task % nmb) * 32;
-      const int64_t jb = pnl * 2, j0 = jb * 16, nvalid = std::min<int64_t>(32, w.n - j0);
-      const int8_t* wp = w.data.data() + jb * kp * 16;
-      if (nblocks - jb >= 2)
-        block_amx<2>(xa.get(), ka, kp, wp, e, m, i0, j0, nvalid, cbuf);
-      else
-        block_amx<1>(xa.get(), ka, kp, wp, e, m, i0, j0, nvalid, cbuf);
+    for (int64_t task = 0; task < npanel * nmb; ++task) {
+      const int64_t pnl = task / nmb, i0 = (task % nmb) * 32;
+      block(xa.get() + i0 * ka, i0, pnl, cbuf);
     }
     _tile_release();
   }
@@ -447,7 +474,7 @@ void qgemm_s8(const QGemmArgs& a, void* y) {
 
   const double work = double(m) * double(n) * double(k);
   if (lv == quant::kAmx) {
-    const int64_t bad = qgemm_amx(a, e, work > kParallelWork);
+    const int64_t bad = qgemm_amx(a, e, work > kParallelWorkAmx);
     check(bad == 0, "x: must be finite (found " + std::to_string(bad) + " NaN/inf values)");
     return;
   }

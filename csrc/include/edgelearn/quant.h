@@ -29,7 +29,8 @@
 //               in four int32 tiles, 64 inputs per step (a B tile is 16 groups of the packed layout as is); inputs
 //               past the last multiple of 64 are added with vpdpbusd, then the VNNI epilogue. Used when the CPU
 //               has AMX-TILE + AMX-INT8 and Linux grants tile data (arch_prctl(ARCH_REQ_XCOMP_PERM)).
-//               Row-block-major order when W fits in L2 (whole output rows written in bands).
+//               Tasks are bands of 32 rows (x quantized / copied per band, every channel panel, whole output rows
+//               written) when W fits in L2; otherwise panel-major over one copy of x.
 //   avx512vnni  vpdpbusd multiplies unsigned by signed bytes: x is copied once per call as x + 128 (u8) and the
 //               +128 is taken back exactly with (128 + zx) * colsum[j]. Tiles of 8 rows x 48 channels,
 //               24 zmm accumulators, OpenMP over tiles.

@@ -35,5 +35,16 @@ def test_split_half_variance_estimates_the_variance_of_the_mean():
 
 def test_relative_variance():
     mean = np.array([2.0, 0.0])
-    assert relative_variance(mean, [4.0, 4.0], [1, 1]) == pytest.approx((0.25 * 4 + 0.25 * 4) / 4)
+    assert relative_variance(mean, [4.0, 4.0], [1, 1]) == pytest.approx(2.0 / (4.0 - 2.0))
     assert relative_variance(np.zeros(2), [1.0], [1]) == float("inf")
+    assert relative_variance(mean, [16.0], [1]) == float("inf")  # all noise: no signal left
+    # noisy estimates of a known gradient: the ratio estimates Var / |g|^2, not Var / (|g|^2 + Var)
+    rng = np.random.default_rng(0)
+    g, d, K = np.ones(100), 100, 8
+    ratios = []
+    for _ in range(200):
+        z = g + rng.normal(0, 3.0, (K, d))
+        s2 = split_half_variance(z[0::2].mean(0), z[1::2].mean(0))
+        ratios.append(relative_variance(z.mean(0), [s2], [1]))
+    true = d * 9.0 / K / (g @ g)
+    assert np.median(ratios) == pytest.approx(true, rel=0.3)

@@ -49,13 +49,14 @@ def split_half_variance(v_even: np.ndarray, v_odd: np.ndarray) -> float:
 
 
 def relative_variance(mean: np.ndarray, variances: Sequence[float], weights: Sequence[float]) -> float:
-    """Var(sum_c w_c v_c) / |sum_c w_c v_c|^2 for independent client estimates with Var(v_c) = variances[c]
-    (weights normalised to sum 1)."""
+    """Noise-to-signal ratio Var(m) / |E m|^2 of m = sum_c w_c v_c for independent client estimates with
+    Var(v_c) = variances[c] (weights normalised to sum 1). |E m|^2 is estimated without bias as |m|^2 - Var(m)
+    (|m|^2 alone would cap the ratio near 1 when noise dominates); inf when that is not positive."""
     w = np.asarray(weights, np.float64)
     w = w / w.sum()
     var = float(np.sum(w * w * np.asarray(variances, np.float64)))
-    n2 = l2(mean) ** 2
-    return var / n2 if n2 > 0 else float("inf")
+    signal = l2(mean) ** 2 - var
+    return var / signal if signal > 0 else float("inf")
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,7 +16,8 @@ Client (one batch of its shard per round, FedSGD-style):
     plus s2 = |v_even - v_odd|^2 / 4, the split-half variance of its own LoRA-group estimate (4 bytes).
 Server:
     decode: rebuild v from the pairs with kernels.zo_replay_seeds_f32 (seed uplink);
-    variance control: rho = sum_c w_c^2 s2_c / |sum_c w_c v_c|^2 (LoRA group); while rho > var_threshold and the
+    variance control: rho = V / (|m|^2 - V), m = sum_c w_c v_c, V = sum_c w_c^2 s2_c: the noise-to-signal ratio of
+    the aggregated LoRA-group estimate (inf when the noise swamps it); while rho > var_threshold and the
     round's perturbations are below max_K, ask the same clients for as many perturbations again (new seeds, same
     batch, same model) in this round and merge, instead of rolling the model back; the next round starts from the
     K that sufficed (halved when rho < var_threshold / 4, within [min_K, max_K]);

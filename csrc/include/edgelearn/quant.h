@@ -91,7 +91,7 @@
 // A gradient element that is NaN or inf leaves its weight unchanged and is counted; the count per tensor is
 // returned (the bindings raise ValueError naming the tensor after the pass: the other elements are updated).
 // Work is split into fixed chunks (parallel over chunks of all tensors): results do not depend on thread count.
-// AVX-512: the Philox blocks are computed in registers inside the update loop (8 blocks = 64 elements at a time,
+// AVX-512: the Philox blocks are computed in registers inside the update loop (16 blocks = 128 elements at a time,
 // no random buffer); other paths generate the words of 4096 elements into an L1 buffer first.
 // Ranges: scales finite and normal (> 0, 1/s finite); lr finite; rows, cols >= 1; streams any uint64.
 // Cost: reads q (1 byte) and g (4 bytes), writes q (1 byte) per element: 6 bytes, and half a Philox word.

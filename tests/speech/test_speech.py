@@ -252,7 +252,7 @@ def test_kept_budget_lagrangian():
     n, L = 16, 16 * SEG
     wave = torch.randn(n, L) * 0.1
     feats = feats_of(wave)
-    hist = train_masker(CloudSLU(3).eval(), GateNet(), wave, feats, np.full(n, L), keep_target=0.4, epochs=8, bs=8,
+    hist = train_masker(CloudSLU(3).eval(), GateNet(), wave, feats, np.full(n, L), keep_target=0.4, epochs=5, bs=8,
                         lr_dual=1.0, block=2, log=lambda s: None)
     assert hist[0]["kept"] > 0.8 and hist[0]["lambda"] > 0.5
     assert hist[-1]["kept"] < 0.45 and hist[-1]["lambda"] < 0.1

@@ -254,6 +254,25 @@ def _bench_adapters(report: Report, quick: bool, torch) -> None:
                      best["fp32"] / best["int8"], ">= 2")
 
 
+def _machine_load() -> dict:
+    """Load average and Linux autogroup scheduling at the start: on a shared machine with autogroups, a process's
+    threads share one group's CPU time, so the default-thread rows measure synchronisation under contention and
+    the one-thread rows measure the kernels."""
+    import os
+
+    out = {"cpus": os.cpu_count()}
+    try:
+        out["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            out["sched_autogroup"] = f.read().strip() == "1"
+    except OSError:
+        pass
+    return out
+
+
 def run(quick: bool = False) -> Report:
     report = Report("quant")
     try:
@@ -261,6 +280,7 @@ def run(quick: bool = False) -> Report:
     except ImportError:  # torch is an extra: its rows and claims are left out
         torch = None
     rng = np.random.default_rng(5)
+    report.add(kernel="machine", **_machine_load())
     shapes = SHAPES[:3] if quick else SHAPES
     for m, k, n in shapes:
         _bench_qgemm(report, rng, m, k, n, quick, torch)

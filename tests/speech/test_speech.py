@@ -178,6 +178,10 @@ def test_cli_help_and_errors(tmp_path, capsys):
     assert e.value.code == 0 and "examples" in capsys.readouterr().out
     assert main(["speech", "eval", "--corpus", str(tmp_path / "none")]) == 1
     assert "not found" in capsys.readouterr().err
+    assert main(["speech", "train", "--keep-target", "1.5", "--corpus", str(tmp_path / "none")]) == 1
+    assert "keep_target" in capsys.readouterr().err
+    assert main(["speech", "train", "--block", "0", "--corpus", str(tmp_path / "none")]) == 1
+    assert "block" in capsys.readouterr().err
 
 
 def test_cmvn_ignores_silent_frames_and_spec_augment_masks():

@@ -9,7 +9,8 @@ import pytest
 
 from fl_tiny import tiny_toml
 
-FWD = ('name = "fwdllm"\nlr = 1.0\nK = 8\nbatch = 16\ncandidate_ratio = 2.0\nmin_K = 4\nmax_K = 16\n'
+FWD = ('name = "fwdllm"\nlr = 1.0\nK_head = 32\nhead_lr = 2.0\nK = 8\nbatch = 16\ncandidate_ratio = 2.0\n'
+       'min_K = 4\nmax_K = 16\n'
        'var_threshold = 5.0\n\n[wrappers]\ndropout = 0.2\nfaults = 0.2\nreject = true')
 AVG = 'name = "fedavg"\nlr = 0.05\nbatch = 16\nlocal_steps = 2'
 NOOP = """

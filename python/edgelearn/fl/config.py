@@ -254,6 +254,30 @@ def evaluate_claims(claims: list[dict], summaries: dict[str, dict]) -> list[dict
     return out
 
 
+class JsonLines:
+    """A log callback: each record as one JSON line (flushed, so a killed run keeps what it wrote) and to echo."""
+
+    def __init__(self, path=None, echo=None, mode: str = "w"):
+        self.fh = open(path, mode) if path else None
+        self.echo = echo
+
+    def __call__(self, rec: dict) -> None:
+        if self.fh:
+            self.fh.write(json.dumps(rec) + "\n")
+            self.fh.flush()
+        if self.echo:
+            self.echo(rec)
+
+    def write_raw(self, line: str) -> None:
+        if self.fh:
+            self.fh.write(line)
+
+    def close(self) -> None:
+        if self.fh:
+            self.fh.close()
+            self.fh = None
+
+
 def _run_variant(v: Variant, base: Path, log, progress: bool, resume: bool, outd: Path, tasks: dict):
     key = json.dumps([v.cfg.get("data"), v.cfg.get("model"), v.cfg.get("run", {}).get("seed", 0)], sort_keys=True)
     if key not in tasks:
@@ -277,15 +301,17 @@ def _variant_worker(path: str, name: str, part: str, resume: bool, outd: str, th
     torch.set_num_threads(threads)
     cfg = load_config(path)
     v = next(x for x in cfg.variants if x.name == name)
-    with open(part, "w") as fh:
-        def log(rec):
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-            if echo and rec.get("accuracy") is not None:
-                print(f"[{name}] round {rec['round']:4d}  acc {rec['accuracy']:.4f}  sim {rec['sim_time_s']:.1f}s",
-                      flush=True)
 
+    def show(rec):
+        if echo and rec.get("accuracy") is not None:
+            print(f"[{name}] round {rec['round']:4d}  acc {rec['accuracy']:.4f}  sim {rec['sim_time_s']:.1f}s",
+                  flush=True)
+
+    log = JsonLines(part, show)
+    try:
         return _run_variant(v, cfg.path.parent, log, False, resume, Path(outd), {})
+    finally:
+        log.close()
 
 
 def run_config(path, json_path=None, resume: bool = False, progress: bool = False, plot: str | None = None,
@@ -303,15 +329,7 @@ def run_config(path, json_path=None, resume: bool = False, progress: bool = Fals
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
     if not jobs >= 1:
         raise ValueError(f"jobs: must be >= 1, got {jobs}")
-    fh = open(json_path, "w") if json_path else None
-
-    def log(rec):
-        if fh:
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-        if echo:
-            echo(rec)
-
+    log = JsonLines(json_path, echo)
     summaries, histories, tasks = {}, {}, {}
     try:
         if jobs > 1 and len(cfg.variants) > 1:
@@ -330,8 +348,7 @@ def run_config(path, json_path=None, resume: bool = False, progress: bool = Fals
                 summaries[v.name], histories[v.name] = results[v.name]
                 with open(parts[v.name]) as pf:
                     for line in pf:
-                        if fh:
-                            fh.write(line)
+                        log.write_raw(line)
         else:
             for v in cfg.variants:
                 summaries[v.name], histories[v.name] = _run_variant(v, cfg.path.parent, log, progress, resume, outd,
@@ -343,8 +360,7 @@ def run_config(path, json_path=None, resume: bool = False, progress: bool = Fals
                    "variants": summaries, "claims": claims, "environment": environment()}
         log(summary)
     finally:
-        if fh:
-            fh.close()
+        log.close()
     png = plot or (str(Path(json_path).with_suffix(".png")) if json_path else None)
     if png:
         try:

@@ -231,18 +231,11 @@ def run_on_grid(grid: Grid, config, *, variant: str | None = None, json_path: st
                 min_nodes: int = 1, timeout: float | None = None, base_dir=None, echo=None) -> tuple[Engine, dict]:
     """Run one variant of a config with its clients on the grid's SuperNodes; returns the finished engine
     (engine.vec, engine.history) and its summary."""
-    from .config import build_engine, build_task
+    from .config import JsonLines, build_engine, build_task
 
     path = resolve_config(config, base_dir)
     cfg, v = _variant(path, variant)
-    fh = open(json_path, "w") if json_path else None
-
-    def log(rec):
-        if fh:
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-        if echo:
-            echo(rec)
+    log = JsonLines(json_path, echo)
 
     try:
         task = build_task(v.cfg, cfg.path.parent)
@@ -253,8 +246,7 @@ def run_on_grid(grid: Grid, config, *, variant: str | None = None, json_path: st
         log({"summary": True, "config": str(path), "transport": "flower",
              "messages": eng.transport.messages, "wall_s": time.perf_counter() - t0, "variants": {v.name: s}})
     finally:
-        if fh:
-            fh.close()
+        log.close()
     return eng, s
 
 

@@ -26,7 +26,7 @@ setup: $(BIN)/python system
 	$(BIN)/pip install -q '.[torch,flower,litert,speech,dev]'
 
 main: setup
-	$(BIN)/edgelearn finetune --json runs/finetune.json --plot runs/finetune.png
+	$(BIN)/edgelearn fl run configs/fl_agnews_quick.toml --json runs/fl_agnews_quick.jsonl --jobs 2
 
 test: setup
 	$(BIN)/python -m pytest -q

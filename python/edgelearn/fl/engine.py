@@ -213,6 +213,7 @@ class Engine:
         injected = getattr(_find(strat, "FaultInjection"), "injected", 0)
         out = {"strategy": strat.describe(), "rounds": self.round, "accuracy_initial": accs[0] if accs else None,
                "accuracy_final": accs[-1] if accs else None, "accuracy_best": max(accs) if accs else None,
+               "accuracy_tail": float(np.mean(accs[-3:])) if accs else None,  # mean of the last 3 evaluations
                "sim_time_s": self.sim_time, "bytes_up_total": self.totals["bytes_up"],
                "bytes_down_total": self.totals["bytes_down"],
                "bytes_up_per_client_round": self.totals["bytes_up"] / max(1, self.totals["clients"]),

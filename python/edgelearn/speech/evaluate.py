@@ -207,8 +207,8 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
                 examples_clean=clean["examples"], examples_masked=masked["examples"])
         asr_out[grammar] = (clean, masked)
         what = "JSGF grammar of the corpus's sentences" if grammar == "jsgf" else "unigram LM of the corpus's words"
-        rep.claim(f"privacy: ASR WER on clean test audio ({what})", clean["wer"], "<= 0.15")
-        rep.claim(f"privacy: ASR WER on masked test audio ({what})", masked["wer"], ">= 0.70")
+        rep.claim(f"privacy: ASR WER on clean {split} audio ({what})", clean["wer"], "<= 0.15")
+        rep.claim(f"privacy: ASR WER on masked {split} audio ({what})", masked["wer"], ">= 0.70")
         rep.claim(f"privacy: entity error rate on masked audio ({what}; clean {clean['entity_error_rate']:.3f})",
                   masked["entity_error_rate"], ">= 0")
     # speaker-ID attacker: all speakers, the first speaker_utts utterances of each (same size whatever the

@@ -1,5 +1,6 @@
 """Benchmark of the quant family: qgemm_s8 at transformer shapes (vs OpenBLAS sgemm and torch's dynamic-quantized
-Linear), with weights packed once by qgemm_pack_s8; qlinear_lora_s8 (vs zo_perturbed_linear_f32 on dequantised
+Linear), with weights packed once by qgemm_pack_s8, and from float32 activations through qlinear_s8 (x quantized
+inside the kernel); qlinear_lora_s8 (vs zo_perturbed_linear_f32 on dequantised
 weights and its twin); qadapter_update_s8 on 16M elements (vs measured memory bandwidth and its NumPy reference).
 
 `python benchmarks/bench_quant.py [--quick] [--json PATH]`; the code lives in edgelearn.bench.quant.

@@ -136,6 +136,9 @@ class FwdLLM(Strategy):
         self.head_lr = float(head_lr) if head_lr is not None else self.lr
         self.prev_grad: np.ndarray | None = None
         self._round: dict = {}
+        self._bound_n: int | None = None  # the task bind() learned the groups of
+        self._lora_mask: np.ndarray | None = None  # LoRA entries of the flat vector (None: one group)
+        self._lr_vec: np.ndarray | None = None  # per-entry learning rate
 
     # -- groups ------------------------------------------------------------------------------------------------
     @staticmethod
@@ -244,7 +247,7 @@ class FwdLLM(Strategy):
 
     # -- server ------------------------------------------------------------------------------------------------
     def decode(self, task, update: Update) -> Update:
-        if getattr(self, "_bound_n", None) != task.n:
+        if self._bound_n != task.n:
             self.bind(task)
         p = update.payload
         if "vector" in p:
@@ -313,8 +316,6 @@ class FwdLLM(Strategy):
                       old.bytes_down + new.bytes_down, old.macs + new.macs, max(old.mem_bytes, new.mem_bytes),
                       {**old.metrics, "K": K1 + K2, "K_head": H1 + H2}, v, old.weight)
 
-    _lora_mask: np.ndarray | None = None
-
     def bind(self, task) -> None:
         """Learn the task's tensor groups (decode calls it when the task changes)."""
         self._lora_mask = group_mask(task, "lora") if self._head_separate(task) else None
@@ -335,9 +336,7 @@ class FwdLLM(Strategy):
         G = weighted_mean([u.vector for u in updates], [u.num_examples for u in updates])
         self.prev_grad = G
         self._round["K_mean"] = float(np.mean([u.metrics["K"] for u in updates]))
-        lr = getattr(self, "_lr_vec", None)
-        if lr is None or lr.shape != G.shape:
-            lr = np.float32(self.lr)
+        lr = self._lr_vec if self._lr_vec is not None and self._lr_vec.shape == G.shape else np.float32(self.lr)
         return (global_vec.astype(np.float32) - lr * G).astype(np.float32)
 
     def round_metrics(self):

@@ -27,6 +27,18 @@ def _scales(obj, name: str, length: int | None = None) -> np.ndarray:
     return s
 
 
+def _bias(bias, n: int):
+    """None, or a finite float32 [n] bias."""
+    if bias is None:
+        return None
+    bias = v.array(bias, "bias", np.float32, 1)
+    if bias.shape != (n,):
+        raise ValueError(f"bias: expected shape ({n},), got {bias.shape}")
+    if not np.isfinite(bias).all():
+        raise ValueError("bias: must be finite (found NaN or inf)")
+    return bias
+
+
 def _scale(value, name: str) -> float:
     s = v.real(value, name, positive=True)
     if s < _TINY:
@@ -82,12 +94,7 @@ def qgemm_s8(x, W, w_scale, x_scale, bias=None, x_zero_point=0, out_dtype="float
         product = np.float32(sx_max) * w_scale.max()
     if not np.isfinite(product):
         raise ValueError("x_scale: x_scale * w_scale overflows float32")
-    if bias is not None:
-        bias = v.array(bias, "bias", np.float32, 1)
-        if bias.shape != (n,):
-            raise ValueError(f"bias: expected shape ({n},), got {bias.shape}")
-        if not np.isfinite(bias).all():
-            raise ValueError("bias: must be finite (found NaN or inf)")
+    bias = _bias(bias, n)
     x_zero_point = v.integer(x_zero_point, "x_zero_point", -128, 127)
     od = v.choice(out_dtype, "out_dtype", OUT_DTYPES)
     if od == 1:
@@ -126,12 +133,7 @@ def qlinear_s8(x, W, w_scale, x_scale, bias=None, out=None):
             raise ValueError(f"x_scale: 1 / x_scale overflows float32 ({x_scale})")
         if not np.isfinite(np.float32(x_scale) * w_scale.max()):
             raise ValueError("x_scale: x_scale * w_scale overflows float32")
-    if bias is not None:
-        bias = v.array(bias, "bias", np.float32, 1)
-        if bias.shape != (n,):
-            raise ValueError(f"bias: expected shape ({n},), got {bias.shape}")
-        if not np.isfinite(bias).all():
-            raise ValueError("bias: must be finite (found NaN or inf)")
+    bias = _bias(bias, n)
     if out is not None:
         out = v.array(out, "out", np.float32, 2, writeable=True)
         if out.shape != (x.shape[0], n):
@@ -166,12 +168,7 @@ def qlinear_lora_s8(x, W, w_scale, x_scale, bias, A, B, scale, seeds=None, eps=1
     x_scale = _scale(x_scale, "x_scale")
     if not np.isfinite(np.float32(1.0) / np.float32(x_scale)):
         raise ValueError(f"x_scale: 1 / x_scale overflows float32 ({x_scale})")
-    if bias is not None:
-        bias = v.array(bias, "bias", np.float32, 1)
-        if bias.shape != (n,):
-            raise ValueError(f"bias: expected shape ({n},), got {bias.shape}")
-        if not np.isfinite(bias).all():
-            raise ValueError("bias: must be finite (found NaN or inf)")
+    bias = _bias(bias, n)
     A = v.array(A, "A", np.float32, 2)
     B = v.array(B, "B", np.float32, 2)
     if B.shape[0] != n:

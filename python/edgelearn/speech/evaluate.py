@@ -36,11 +36,7 @@ class _Conv1dAs2d:
                     self.convs.append(m)
 
             def forward(self, x):
-                for i, conv in enumerate(self.convs):
-                    x = conv(x)
-                    if i < len(self.convs) - 1:
-                        x = torch.relu(x)
-                return x
+                return _conv_relu_stack(self.convs, x)
 
         return GateNetDeploy().eval()
 
@@ -48,7 +44,6 @@ class _Conv1dAs2d:
     def vae_encoder(width: int = 128, latent: int = 64, k: int = 5):
         """The VAE-style disentanglement encoder sized like the paper's baseline: 4 convolutions over every log-mel
         frame, 40 -> 128 -> 128 -> 128 -> 2 x 64 (mean and log-variance of the latent)."""
-        import torch
         from torch import nn
 
         class VAEEncoder(nn.Module):
@@ -59,13 +54,21 @@ class _Conv1dAs2d:
                                            for a, b in zip(chans, chans[1:]))
 
             def forward(self, x):
-                for i, conv in enumerate(self.convs):
-                    x = conv(x)
-                    if i < len(self.convs) - 1:
-                        x = torch.relu(x)
-                return x
+                return _conv_relu_stack(self.convs, x)
 
         return VAEEncoder().eval()
+
+
+def _conv_relu_stack(convs, x):
+    """x through the convolutions with a ReLU between them (none after the last): the traced forward of the
+    gate network and of the VAE-style encoder."""
+    import torch
+
+    for i, conv in enumerate(convs):
+        x = conv(x)
+        if i < len(convs) - 1:
+            x = torch.relu(x)
+    return x
 
 
 # Front-end constants on the Cortex-M7 (stated assumptions, used with firmware_sim's calibrated M7 constants):

@@ -55,3 +55,13 @@ r = 2
 {strategy}
 {extra}
 """
+
+
+def tiny_config(corpus, directory, strategy: str, rounds: int):
+    """A tiny config written to directory/tiny.toml and loaded, and its task: (Config, TextTask)."""
+    from edgelearn.fl.config import build_task, load_config
+
+    p = directory / "tiny.toml"
+    p.write_text(tiny_toml(corpus, strategy, rounds=rounds))
+    cfg = load_config(p)
+    return cfg, build_task(cfg.variants[0].cfg, cfg.path.parent)

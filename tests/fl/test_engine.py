@@ -5,10 +5,10 @@ import pytest
 
 from edgelearn.data.partition import Partition
 from edgelearn.fl import Device, DevicePool, Engine
-from edgelearn.fl.config import build_engine, build_task, load_config
+from edgelearn.fl.config import build_engine
 from edgelearn.fl.strategies import FedAvg, FwdLLM, NoOp
 from edgelearn.fl.task import VectorTask
-from fl_tiny import tiny_toml
+from fl_tiny import tiny_config
 
 FWD = 'name = "fwdllm"\nlr = 1.0\nK = 8\nbatch = 16\ncandidate_ratio = 2.0\nmin_K = 4\nmax_K = 16\nvar_threshold = 5.0'
 AVG = 'name = "fedavg"\nlr = 0.05\nbatch = 16\nlocal_steps = 2'
@@ -52,15 +52,18 @@ def test_device_clock_is_the_slowest_clients_compute_plus_communication():
 
 
 @pytest.fixture(scope="module")
-def tiny_cfg(corpus, tmp_path_factory):
-    p = tmp_path_factory.mktemp("cfg") / "tiny.toml"
-    p.write_text(tiny_toml(corpus, FWD, rounds=3))
-    return load_config(p)
+def tiny(corpus, tmp_path_factory):
+    return tiny_config(corpus, tmp_path_factory.mktemp("cfg"), FWD, rounds=3)
 
 
 @pytest.fixture(scope="module")
-def tiny_task(tiny_cfg):
-    return build_task(tiny_cfg.variants[0].cfg, tiny_cfg.path.parent)
+def tiny_cfg(tiny):
+    return tiny[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_task(tiny):
+    return tiny[1]
 
 
 def test_memory_feasibility_backprop_vs_perturbed_inference(tiny_task):

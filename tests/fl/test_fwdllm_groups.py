@@ -8,26 +8,29 @@ import pytest
 import torch
 
 from edgelearn.fl.client import ClientContext
-from edgelearn.fl.config import build_engine, build_task, load_config, run_config
+from edgelearn.fl.config import build_engine, run_config
 from edgelearn.fl.devices import Device
 from edgelearn.fl.strategies import FwdLLM
 from edgelearn.fl.strategies.fwdllm import group_mask
-from fl_tiny import tiny_toml
+from fl_tiny import tiny_config, tiny_toml
 
 GROUPS = ('name = "fwdllm"\nlr = 0.5\nK = 4\nmin_K = 4\nmax_K = 8\nbatch = 16\nK_head = 64\nhead_lr = 2.0\n'
           'candidate_ratio = 2.0\nvar_threshold = 5.0')
 
 
 @pytest.fixture(scope="module")
-def cfg(corpus, tmp_path_factory):
-    p = tmp_path_factory.mktemp("groups") / "tiny.toml"
-    p.write_text(tiny_toml(corpus, GROUPS, rounds=4))
-    return load_config(p)
+def tiny(corpus, tmp_path_factory):
+    return tiny_config(corpus, tmp_path_factory.mktemp("groups"), GROUPS, rounds=4)
 
 
 @pytest.fixture(scope="module")
-def task(cfg):
-    return build_task(cfg.variants[0].cfg, cfg.path.parent)
+def cfg(tiny):
+    return tiny[0]
+
+
+@pytest.fixture(scope="module")
+def task(tiny):
+    return tiny[1]
 
 
 def test_cached_prefix_equals_the_models_own_prefix(task):

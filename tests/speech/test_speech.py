@@ -291,3 +291,45 @@ def test_speaker_normalise_moves_pitch_to_target():
         assert abs(median_f0(y) - TARGET_F0) < 0.05 * TARGET_F0
         assert abs(y.size / x.size - f0 / TARGET_F0) < 0.01        # duration scales with the warp
     assert np.array_equal(speaker_normalise(np.zeros(8000, np.int16)), np.zeros(8000, np.int16))
+
+
+def _noise_corpus(n=6, seed=0):
+    from edgelearn.speech.train import Corpus
+
+    rng = np.random.default_rng(seed)
+    length = np.array([12 * SEG - 37 * i for i in range(n)])
+    wave = torch.zeros(n, 12 * SEG)
+    for i, m in enumerate(length):
+        wave[i, :m] = torch.from_numpy(rng.standard_normal(m).astype(np.float32) * 0.1)
+    return Corpus([str(i) for i in range(n)], wave, length, torch.zeros(n, dtype=torch.long), np.zeros(n, int),
+                  np.array(["train"] * n), [{}] * n, ["a"], ["s"])
+
+
+def test_sampled_mask_fn_draws_fresh_masks_around_the_generator():
+    """Mask augmentation for the fine-tuning: confident gates (or a low temperature) reproduce the fixed masked
+    audio exactly; undecided gates or a high temperature draw a different mask on every call; the random
+    counterpart keeps the fraction it is given."""
+    from edgelearn.speech.models import FLOOR
+    from edgelearn.speech.train import feats_of, masked_wave, sampled_mask_fn
+
+    c = _noise_corpus()
+    S = -(-c.wave.shape[1] // SEG)
+    pattern = torch.from_numpy(np.random.default_rng(1).random((len(c.ids), S)) < 0.5)
+    idx = torch.arange(len(c.ids))
+    gates = [pattern[i, : -(-int(n) // SEG)].numpy() for i, n in enumerate(c.length)]
+    fixed = feats_of(masked_wave(c, gates))
+    silent = lambda f: float((f.amax(-1) <= FLOOR + 1).float().mean())   # noqa: E731
+    for la, temp in ((pattern.float() * 2e4 - 1e4, 1.0), (pattern.float() * 4 - 2, 0.01)):
+        fn = sampled_mask_fn(c, la, temp, 0.5, torch.Generator().manual_seed(0))
+        assert torch.equal(fn(idx), fixed) and torch.equal(fn(idx), fixed)
+    fn = sampled_mask_fn(c, pattern.float() * 4 - 2, 100.0, 0.5, torch.Generator().manual_seed(0))
+    a, b = fn(idx), fn(idx)
+    assert not torch.equal(a, fixed) and not torch.equal(a, b)
+    for frac in (0.0, 1.0, 0.5):
+        r = sampled_mask_fn(c, None, 1.0, frac, torch.Generator().manual_seed(0), block=3)(idx)
+        if frac == 1.0:
+            assert torch.equal(r, feats_of(masked_wave(c, [np.ones_like(g) for g in gates])))
+        elif frac == 0.0:
+            assert silent(r) == 1.0
+        else:
+            assert 0.3 < silent(r) - silent(feats_of(c.wave)) < 0.7

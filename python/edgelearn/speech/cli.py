@@ -66,7 +66,7 @@ def cmd_train(args) -> int:
                     augment=not args.no_augment, lr_cloud=args.lr, lr_ft=args.lr_ft, width=args.width,
                     mask_utts=args.mask_utts, lr_dual=args.lr_dual, cloud_from=args.cloud_from,
                     keep_target=args.keep_target, block=args.block, rounds=args.rounds, normalise=args.normalise,
-                    log=lambda s: print(s, flush=True))
+                    ft_temp=args.ft_temp, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -137,6 +137,9 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     t.add_argument("--rounds", type=int, default=1, help="alternations of masker training and cloud fine-tuning")
     t.add_argument("--normalise", action="store_true", help="speaker-normalising mode: warp each utterance's median "
                    "pitch (and formants) to 140 Hz before masking; the cloud model is fine-tuned on it")
+    t.add_argument("--ft-temp", type=float, metavar="T", help="mask augmentation in the fine-tuning: fresh gates "
+                   "each batch, keep ~ Bernoulli(sigmoid(log_alpha / T)) (T = 4 flips ~10%% of the gates), and fresh "
+                   "random masks for the baseline; default: one fixed binarised mask per utterance")
     t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "
                    "and --val-speakers): skips stage 1")
     e = ss.choices["eval"]

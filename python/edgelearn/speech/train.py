@@ -208,6 +208,30 @@ def masked_wave(corpus: Corpus, gates: list[np.ndarray]) -> torch.Tensor:
     return w
 
 
+def sampled_mask_fn(corpus: Corpus, log_alpha: torch.Tensor | None, temp: float, keep_fraction: float,
+                    gen: torch.Generator, block: int = 1):
+    """Mask augmentation for the fine-tuning: a ``train_classifier`` wave_fn that masks each batch with fresh
+    binary gates, keep ~ Bernoulli(sigmoid(log_alpha / temp)) (the generator's hard-concrete gate binarised at 0.5,
+    with log_alpha scaled by 1 / temp: gates near the decision flip most), or, with log_alpha None, random gates
+    kept with probability keep_fraction per block (the baseline's counterpart); masked by ``mask.apply_mask`` (the
+    device's ramps), then log-mel."""
+    S = -(-corpus.wave.shape[1] // SEG)
+
+    def fn(idx):
+        if log_alpha is None:
+            keep = torch.rand(len(idx), -(-S // block), generator=gen) < keep_fraction
+            keep = keep.repeat_interleave(block, 1)[:, :S]
+        else:
+            u = torch.rand(log_alpha[idx].shape, generator=gen).clamp(1e-6, 1 - 1e-6)
+            keep = torch.log(u) - torch.log1p(-u) + log_alpha[idx] / temp > 0
+        w = torch.zeros(len(idx), corpus.wave.shape[1])
+        for j, i in enumerate(idx.tolist()):
+            g = extend_gates(keep[j, : -(-int(corpus.length[i]) // SEG)].numpy(), int(corpus.length[i]))
+            w[j, : corpus.length[i]] = torch.from_numpy(apply_mask(corpus.int16(i), g).astype(np.float32) / 32768.0)
+        return logmel_torch(w)
+    return fn
+
+
 def kept_fraction(gates: list[np.ndarray]) -> float:
     return float(np.sum([g.sum() for g in gates]) / np.sum([g.size for g in gates]))
 
@@ -231,14 +255,19 @@ def split_validation(corpus: Corpus, n_val_speakers: int, seed: int) -> tuple[np
 
 def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
-              cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, log=print) -> dict:
+              cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
+              log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
     budget gamma; block: segments (40 ms each) per gate; rounds: masker / fine-tuning alternations; normalise:
-    every stage on speaker-normalised audio (with cloud_from, the reused clean model saw the audio as recorded)."""
+    every stage on speaker-normalised audio (with cloud_from, the reused clean model saw the audio as recorded);
+    ft_temp: mask augmentation in the fine-tuning (``sampled_mask_fn``: fresh gates each batch, the generator's at
+    temperature ft_temp, the baseline's random at the same kept fraction) instead of one fixed mask per utterance."""
     if keep_target is not None and not 0 < keep_target < 1:
         raise ValueError(f"keep_target: must be in (0, 1), got {keep_target}")
+    if ft_temp is not None and not ft_temp > 0:
+        raise ValueError(f"ft_temp: must be > 0, got {ft_temp}")
     if block < 1 or rounds < 1:
         raise ValueError(f"block and rounds: must be >= 1, got {block} and {rounds}")
     torch.manual_seed(seed)
@@ -273,19 +302,28 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
         gates = hard_gates(gatenet, ftr, tr.length, block)
         frac = kept_fraction(gates)
         log(f"round {r + 1}/{rounds}: train kept fraction (hard gates) {frac:.3f}")
-        fm = feats_of(masked_wave(tr, gates))
+        if ft_temp is None:
+            fm, fn = feats_of(masked_wave(tr, gates)), None
+        else:
+            with torch.no_grad():
+                la = torch.cat([pool_gates(gatenet(ftr[i: i + 128]), block) for i in range(0, len(ftr), 128)])
+            fm, fn = None, sampled_mask_fn(tr, la, ft_temp, frac, torch.Generator().manual_seed(seed + r), block)
         cloud_masked = train_classifier(copy.deepcopy(cloud), fm, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
-                                        log=log, name="cloud fine-tune (masked)", augment=augment)
+                                        log=log, name="cloud fine-tune (masked)", augment=augment, wave_fn=fn)
         teacher = cloud_masked
-    fr = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed, block)))
+    if ft_temp is None:
+        fr, fn = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed, block))), None
+    else:
+        fr, fn = None, sampled_mask_fn(tr, None, ft_temp, frac, torch.Generator().manual_seed(seed), block)
     cloud_random = train_classifier(copy.deepcopy(cloud), fr, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
-                                    log=log, name="cloud fine-tune (random mask)", augment=augment)
+                                    log=log, name="cloud fine-tune (random mask)", augment=augment, wave_fn=fn)
     record = {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids),
               "settings": {"epochs_cloud": epochs_cloud, "epochs_mask": epochs_mask, "epochs_ft": epochs_ft,
                            "gamma": gamma, "seed": seed, "val_speakers": val_speakers, "augment": augment,
                            "lr_cloud": lr_cloud, "lr_ft": lr_ft, "width": width, "mask_utts": mask_utts,
                            "lr_dual": lr_dual, "cloud_from": str(cloud_from) if cloud_from else None,
-                           "keep_target": keep_target, "block": block, "rounds": rounds, "normalise": normalise}}
+                           "keep_target": keep_target, "block": block, "rounds": rounds, "normalise": normalise,
+                           "ft_temp": ft_temp}}
     if val.any():
         va = full.subset(val)
         vg = hard_gates(gatenet, feats_of(va.wave), va.length, block)

@@ -1,5 +1,7 @@
-// Bindings of the zo family: zo_perturbed_linear_f32, zo_replay_seeds_f32 (contract: edgelearn/zo.h).
+// Bindings of the zo family: zo_perturbed_linear_f32, zo_replay_seeds_f32, zo_attention_packed_f32
+// (contract: edgelearn/zo.h).
 // Arguments are taken as Python objects and converted here, so every TypeError / ValueError names its argument.
+#include <algorithm>
 #include <climits>
 #include <string>
 
@@ -86,6 +88,45 @@ void register_zo(py::module_& m) {
       },
       py::arg("param"), py::arg("seeds"), py::arg("coefs"), py::arg("layer_id"), py::arg("slot"), py::arg("dist"),
       "In place: param += sum_k coefs[k] * Z(seeds[k], layer_id, slot); dist 0 gaussian, 1 rademacher.");
+  m.def(
+      "zo_attention_packed_f32",
+      [](py::object q_, py::object k_, py::object v_, py::object lengths_, py::object heads_, py::object scale_,
+         py::object out_) -> py::object {
+        auto q = require<float>(q_, "q", 3);
+        auto k = require<float>(k_, "k", 3);
+        auto v = require<float>(v_, "v", 3);
+        auto lengths = require<int64_t>(lengths_, "lengths", 1);
+        for (auto [t, name] : {std::pair{&k, "k"}, std::pair{&v, "v"}})
+          if (t->shape(1) != q.shape(1) || t->shape(2) != q.shape(2))
+            throw ArgError(std::string(name) + ": expected shape [S, " + std::to_string(q.shape(1)) + ", " +
+                           std::to_string(q.shape(2)) + "] to match q, got " + shape_str(*t));
+        ZoAttentionArgs a{};
+        a.q = q.data(), a.k = k.data(), a.v = v.data();
+        a.Sq = q.shape(0), a.Sk = k.shape(0), a.Sv = v.shape(0), a.N = q.shape(1), a.d = q.shape(2);
+        a.lengths = lengths.data(), a.B = lengths.shape(0);
+        a.heads = int_arg(heads_, "heads", 1, INT_MAX);
+        a.scale = real_arg(scale_, "scale");
+        const int64_t S = std::max({a.Sq, a.Sk, a.Sv});
+        py::array_t<float> out;
+        if (out_.is_none()) {
+          out = py::array_t<float>({S, a.N, a.d});
+        } else {
+          out = require<float>(out_, "out", 3, true);
+          if (out.shape(0) != S || out.shape(1) != a.N || out.shape(2) != a.d)
+            throw ArgError("out: expected shape (" + std::to_string(S) + ", " + std::to_string(a.N) + ", " +
+                           std::to_string(a.d) + "), got " + shape_str(out));
+        }
+        float* y = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          zo_attention_packed_f32(a, y);
+        }
+        return out_.is_none() ? py::object(out) : out_;
+      },
+      py::arg("q"), py::arg("k"), py::arg("v"), py::arg("lengths"), py::arg("heads"), py::arg("scale"),
+      py::arg("out") = py::none(),
+      "Multi-head attention over packed sequences for S streams: q, k, v [S or 1, N, d], lengths [B] summing to N.\n"
+      "out[s, i] = softmax(scale q_i K^T) V over the rows of i's sequence, per head. Returns [S, N, d].");
 }
 
 }  // namespace edgelearn::bind

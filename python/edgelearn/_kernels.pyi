@@ -55,6 +55,17 @@ def zo_replay_seeds_f32(
 ) -> None:
     """In place: param += sum_k coefs[k] * Z(seeds[k], layer_id, slot), summed in double, rounded once."""
 
+def zo_attention_packed_f32(
+    q: npt.NDArray[np.float32],  # [S or 1, N, d], finite
+    k: npt.NDArray[np.float32],  # [S or 1, N, d], finite
+    v: npt.NDArray[np.float32],  # [S or 1, N, d], finite
+    lengths: npt.NDArray[np.int64],  # [B], each >= 1, summing to N
+    heads: int,  # divides d
+    scale: float,
+    out: npt.NDArray[np.float32] | None = None,  # [S, N, d], must not overlap an input
+) -> npt.NDArray[np.float32]:
+    """out[s, i] = softmax(scale q_i K^T) V per head over the rows of i's sequence; returns `out` when given."""
+
 # --- quant (quant.h)
 class _QWeightS8:
     """Packed int8 weights [n, k] (from qgemm_pack_s8): the layout of the qgemm micro-kernels; picklable."""

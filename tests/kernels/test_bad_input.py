@@ -231,3 +231,49 @@ def test_replay_bad_calls_raise_naming_the_argument():
 ])
 def test_rng_kernel_checks(call, names):
     _raises_naming(call, names)
+
+
+# ------------------------------------------------------------------------------------------- zo_attention_packed_f32
+def _attention_args():
+    rng = np.random.default_rng(0)
+    lengths = np.array([3, 5, 2], np.int64)
+    q, k, v = (rng.standard_normal((2, 10, 8)).astype(F32) for _ in range(3))
+    return dict(q=q, k=k, v=v, lengths=lengths, heads=2, scale=0.5)
+
+
+def _attention_mutations():
+    a = _attention_args()
+    q, ln = a["q"], a["lengths"]
+    nan = q.copy()
+    nan[1, 9, 7] = np.nan
+    inf = a["v"].copy()
+    inf[0, 0, 0] = np.inf
+    m = [({"q": q.astype(dt)}, {"q"}) for dt in BAD_DTYPES]
+    m += [({"q": _noncontig(q)}, {"q"}), ({"q": q[0]}, {"q"}), ({"q": q.tolist()}, {"q"}), ({"q": None}, {"q"}),
+          ({"q": nan}, {"q"}), ({"v": inf}, {"v"}), ({"k": a["k"][:, :9]}, {"k"}), ({"v": a["v"][:, :, :6]}, {"v"}),
+          ({"k": np.concatenate([a["k"]] * 2)}, {"q", "k"}), ({"heads": 3}, {"heads"}), ({"heads": 0}, {"heads"}),
+          ({"heads": 2.0}, {"heads"}), ({"scale": np.nan}, {"scale"}), ({"scale": "1"}, {"scale"}),
+          ({"lengths": ln.astype(np.int32)}, {"lengths"}), ({"lengths": np.array([3, 5, 1], np.int64)}, {"lengths"}),
+          ({"lengths": np.array([3, 0, 5, 2], np.int64)}, {"lengths"}), ({"lengths": ln[:0]}, {"lengths"}),
+          ({"lengths": np.array([-1, 11], np.int64)}, {"lengths"})]
+    return m
+
+
+@pytest.mark.parametrize("target", ["public", "kernel"])
+@pytest.mark.parametrize("i", range(len(_attention_mutations())))
+def test_attention_bad_calls_raise_naming_the_argument(target, i):
+    change, names = _attention_mutations()[i]
+    k = {**_attention_args(), **change}
+    if target == "public":
+        _raises_naming(lambda: zo.zo_attention_packed_f32(**k), names)
+    else:
+        _raises_naming(lambda: _kernels.zo_attention_packed_f32(k["q"], k["k"], k["v"], k["lengths"], k["heads"],
+                                                                 k["scale"]), names)
+
+
+def test_attention_out_must_not_overlap_and_gets_written():
+    a = _attention_args()
+    _raises_naming(lambda: zo.zo_attention_packed_f32(**a, out=a["q"]), {"out"})
+    _raises_naming(lambda: _kernels.zo_attention_packed_f32(*a.values(), a["k"]), {"out"})
+    out = np.full((2, 10, 8), np.nan, F32)
+    assert zo.zo_attention_packed_f32(**a, out=out) is out and np.isfinite(out).all()

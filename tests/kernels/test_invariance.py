@@ -54,7 +54,7 @@ def test_linear_bitwise_independent_of_threads(threads, shape, per_stream, mode)
     assert np.array_equal(one.view(np.uint32), three.view(np.uint32))
 
 
-@pytest.mark.parametrize("name", ["zo_replay_seeds_f32", "rng_fill_f32", "rng_philox_u32"])
+@pytest.mark.parametrize("name", ["zo_replay_seeds_f32", "rng_fill_f32", "rng_philox_u32", "zo_attention_packed_f32"])
 def test_registry_kernels_bitwise_independent_of_threads(threads, name):
     e = registry.ENTRIES[name]
     case = e.make(np.random.default_rng(3), "bench")  # large enough to be split over threads

@@ -74,4 +74,33 @@ void zo_check_linear_args(const ZoLinearArgs& a);
 void zo_replay_seeds_f32(float* param, int64_t numel, const uint64_t* seeds, const float* coefs, int64_t K,
                          uint64_t layer_id, uint64_t slot, Dist dist);
 
+// ------------------------------------------------------------------------------------- zo_attention_packed_f32
+// Multi-head attention over packed sequences, for P streams at once: the attention of a BERT layer whose hidden
+// states hold only the N real tokens of a batch (no padding), as the perturbed forward keeps them.
+//
+//   q [Sq, N, d], k [Sk, N, d], v [Sv, N, d] with each S in {1, S} (S = the largest; 1 = shared by all streams);
+//   lengths [B], >= 1, summing to N: sequence b owns rows off_b .. off_b + lengths[b] - 1 (off_b = sum before b);
+//   heads H divides d (dh = d / H); scale finite (BERT: 1 / sqrt(dh)).
+//   out[s, i, h dh + c] = sum_j softmax_j(scale * q[s,i,h] . k[s,j,h]) v[s,j,h dh + c], j over i's sequence.
+//
+// Ranges: N, d, H, B >= 1; a sequence at most 4096 tokens; S*N*d within int64 and <= 2^40; q, k, v finite; out
+// must not overlap an input. Violations throw ArgError naming the argument.
+// Numerics: float32, FMA where the CPU has it, exp by a degree-6 polynomial (relative error < 2e-7); agrees with
+// the float64 NumPy twin to rtol = atol = 1e-5 for inputs of unit scale. Each (stream, sequence, head) block is
+// computed by one thread in a fixed order: the same bits for any thread count.
+// Cost: sum_b 2 L_b^2 d MACs per stream, L_b^2 H exps; scratch O(L_b (dh + 16)) floats per thread.
+struct ZoAttentionArgs {
+  const float* q;  // [Sq, N, d]
+  const float* k;  // [Sk, N, d]
+  const float* v;  // [Sv, N, d]
+  int64_t Sq, Sk, Sv, N, d;
+  const int64_t* lengths;  // [B]
+  int64_t B;
+  int64_t heads;
+  float scale;
+};
+
+// out: [S, N, d], S = max(Sq, Sk, Sv), written entirely. Checks its arguments.
+void zo_attention_packed_f32(const ZoAttentionArgs& a, float* out);
+
 }  // namespace edgelearn

@@ -5,7 +5,7 @@ the two for the parity tests and the benchmarks.
 """
 
 from .rng import rng_fill_f32, rng_philox_u32, zo_noise
-from .zo import num_streams, zo_perturbed_linear_f32, zo_replay_seeds_f32
+from .zo import num_streams, zo_attention_packed_f32, zo_perturbed_linear_f32, zo_replay_seeds_f32
 from .quant import QWeightS8, qadapter_update_s8, qgemm_pack_s8, qgemm_s8, qlinear_lora_s8
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "num_streams",
     "zo_perturbed_linear_f32",
     "zo_replay_seeds_f32",
+    "zo_attention_packed_f32",
     "QWeightS8",
     "qgemm_pack_s8",
     "qgemm_s8",

@@ -123,6 +123,27 @@ def zo_replay_seeds_f32(param, seeds, coefs, layer_id, slot=0, dist=GAUSSIAN):
     return param
 
 
+def zo_attention_packed_f32(q, k, v, lengths, heads, scale):
+    """out[s, i] = softmax_j(scale q[s, i] . k[s, j]) v[s, j] per head, j over the rows of i's sequence (see zo.h).
+
+    q, k, v [S or 1, N, d]; lengths [B] (rows of each sequence, in order, summing to N). Float64, rounded once.
+    """
+    S = max(q.shape[0], k.shape[0], v.shape[0])
+    _, N, d = q.shape
+    dh = d // heads
+    out = np.empty((S, N, d), np.float32)
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    for s in range(S):
+        qs, ks, vs = (t[s if t.shape[0] > 1 else 0].astype(np.float64) for t in (q, k, v))
+        for b in range(len(lengths)):
+            rows = slice(int(off[b]), int(off[b + 1]))
+            for h in range(heads):
+                cols = slice(h * dh, (h + 1) * dh)
+                z = float(scale) * qs[rows, cols] @ ks[rows, cols].T
+                p = np.exp(z - z.max(axis=1, keepdims=True))
+                out[s, rows, cols] = (p / p.sum(axis=1, keepdims=True)) @ vs[rows, cols]
+    return out
+
 # ------------------------------------------------------------------------------------------------ quant (quant.h)
 def qgemm_pack_s8(W: np.ndarray) -> np.ndarray:
     """The packed layout of W [n, k]: [np/16, kp/4, 16, 4], zero padded; data[jb, g, c, t] = W[16 jb + c, 4 g + t]."""

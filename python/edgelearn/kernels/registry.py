@@ -77,6 +77,20 @@ def _make_zo_linear(rng_: np.random.Generator, size: str, shared: bool = True) -
                  int(rng_.integers(0, 100)), mode, dist))
 
 
+def _make_zo_attention(rng_: np.random.Generator, size: str) -> Case:
+    """A batch of packed sequences: S streams, each of q, k, v shared (S = 1) or per stream at random."""
+    if size == "bench":  # a MiniLM layer under 17 streams, 8 sequences of AG News-like lengths
+        S, heads, dh, lengths = 17, 12, 32, rng_.integers(25, 65, 8)
+    else:
+        S, heads, dh = int(rng_.integers(1, 5)), int(rng_.choice([1, 2, 3, 4])), int(rng_.integers(1, 40))
+        lengths = rng_.integers(1, 40, int(rng_.integers(1, 5)))
+    N, d = int(lengths.sum()), heads * dh
+    f = lambda s: rng_.standard_normal((s, N, d)).astype(np.float32)  # noqa: E731
+    shared = [size != "bench" and rng_.random() < 0.3 for _ in range(3)]
+    q, k, v = (f(1 if sh else S) for sh in shared)
+    return Case((q, k, v, lengths.astype(np.int64), heads, float(1.0 / np.sqrt(dh))))
+
+
 def _make_zo_replay(rng_: np.random.Generator, size: str) -> Case:
     numel, K = ((1 << 20), 16) if size == "bench" else (int(rng_.integers(1, 3000)), int(rng_.integers(1, 9)))
     return Case((rng_.standard_normal(numel).astype(np.float32), rng_.integers(0, 2**64, size=K, dtype=np.uint64),
@@ -195,6 +209,8 @@ ENTRIES: dict[str, Entry] = {
               Tolerance(rtol=1e-4, atol=1e-4), "zo"),
         Entry("zo_replay_seeds_f32", zo.zo_replay_seeds_f32, _reference_zo_replay, _make_zo_replay,
               Tolerance(ulp=2), "zo"),
+        Entry("zo_attention_packed_f32", zo.zo_attention_packed_f32, ref.zo_attention_packed_f32, _make_zo_attention,
+              Tolerance(rtol=1e-5, atol=1e-5), "zo"),
         Entry("qgemm_pack_s8", _pack_layout, ref.qgemm_pack_s8, _make_qpack, Tolerance(exact=True), "quant"),
         Entry("qgemm_s8", quant.qgemm_s8, ref.qgemm_s8, _make_qgemm, Tolerance(exact=True), "quant"),
         Entry("qlinear_s8", quant.qlinear_s8, ref.qlinear_s8, _make_qlinear, Tolerance(exact=True), "quant"),

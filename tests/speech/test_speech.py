@@ -333,3 +333,43 @@ def test_sampled_mask_fn_draws_fresh_masks_around_the_generator():
             assert silent(r) == 1.0
         else:
             assert 0.3 < silent(r) - silent(feats_of(c.wave)) < 0.7
+
+
+def test_device_gates_are_the_gates_the_device_computes():
+    """hard_gates(device=True) (what --device-gates fine-tunes on) equals mask.gates_for on each utterance, for
+    utterances of different lengths in one zero-padded batch, with and without gate blocks."""
+    from edgelearn.speech.mask import gates_for
+    from edgelearn.speech.train import feats_of, hard_gates
+
+    torch.manual_seed(0)
+    c = _noise_corpus()
+    g = GateNet().eval()
+    torch.nn.init.normal_(g.convs[-1].weight, std=0.5)
+    f = feats_of(c.wave)
+    with torch.no_grad():
+        g.convs[-1].bias -= g(f).median()   # about half the gates open, and none within float noise of the
+        g.convs[-1].weight *= 100           # decision (the device's front-end and logmel_torch agree to 1e-5)
+        g.convs[-1].bias *= 100
+        g.convs[-1].bias += 0.5
+    for block in (1, 3):
+        hg = hard_gates(g, f, c.length, block, device=True)
+        ref = [gates_for(g, c.int16(i), block) for i in range(len(c.ids))]
+        assert all(np.array_equal(a, b) for a, b in zip(hg, ref))
+        assert 0 < np.mean(np.concatenate(ref)) < 1
+
+
+def test_distillation_follows_the_soft_targets():
+    """train_classifier with distill=1 learns the teacher's soft targets, with distill=0 the labels (here they
+    disagree on every example)."""
+    from edgelearn.speech.train import accuracy, train_classifier
+
+    torch.manual_seed(0)
+    n, C = 24, 3
+    feats = torch.randn(n, 12, 40) * 2
+    labels = torch.arange(n) % C
+    other = (labels + 1) % C
+    soft = torch.nn.functional.log_softmax(10 * torch.nn.functional.one_hot(other, C).float(), -1)
+    for w, target in ((0.0, labels), (1.0, other)):
+        m = train_classifier(CloudSLU(C, 16), feats, labels, epochs=25, bs=8, lr=1e-2, log=lambda s: None,
+                             soft=soft, distill=w)
+        assert accuracy(m, feats, target) > 0.9

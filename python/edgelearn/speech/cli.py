@@ -66,7 +66,8 @@ def cmd_train(args) -> int:
                     augment=not args.no_augment, lr_cloud=args.lr, lr_ft=args.lr_ft, width=args.width,
                     mask_utts=args.mask_utts, lr_dual=args.lr_dual, cloud_from=args.cloud_from,
                     keep_target=args.keep_target, block=args.block, rounds=args.rounds, normalise=args.normalise,
-                    ft_temp=args.ft_temp, log=lambda s: print(s, flush=True))
+                    ft_temp=args.ft_temp, device_gates=args.device_gates,
+                    ft_distill=args.ft_distill, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -140,6 +141,11 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     t.add_argument("--ft-temp", type=float, metavar="T", help="mask augmentation in the fine-tuning: fresh gates "
                    "each batch, keep ~ Bernoulli(sigmoid(log_alpha / T)) (T = 4 flips ~10%% of the gates), and fresh "
                    "random masks for the baseline; default: one fixed binarised mask per utterance")
+    t.add_argument("--device-gates", action="store_true", help="fine-tune on the gates the device computes (each "
+                   "utterance's own frames; default: the masker's zero-padded batches, which drop the last 2-4 "
+                   "segments of an utterance that the device keeps)")
+    t.add_argument("--ft-distill", type=float, default=0.0, metavar="W", help="fine-tuning loss (1 - W) * cross-"
+                   "entropy + W * KL(clean model on clean audio || model on masked audio) (default 0: labels only)")
     t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "
                    "and --val-speakers): skips stage 1")
     e = ss.choices["eval"]

@@ -27,9 +27,9 @@ import torch
 from torch.nn import functional as F
 
 from edgelearn.speech.audio import read_wav
-from edgelearn.speech.features import logmel_torch
+from edgelearn.speech.features import logmel_torch, n_frames
 from edgelearn.speech.mask import apply_mask, extend_gates, random_gates
-from edgelearn.speech.models import (SEG, CloudSLU, GateNet, hard_concrete_deterministic, hard_concrete_p_open,
+from edgelearn.speech.models import (FRAMES_PER_SEG, SEG, CloudSLU, GateNet, hard_concrete_deterministic, hard_concrete_p_open,
                                      hard_concrete_sample, pool_gates, spec_augment, upsample_gates)
 from edgelearn.speech.synth import load_manifest
 
@@ -94,9 +94,11 @@ def _batches(n: int, bs: int, gen: torch.Generator):
 
 
 def train_classifier(model, feats, labels, epochs=12, bs=32, lr=3e-3, seed=0, log=print, name="cloud",
-                     wave_fn=None, augment=False, weight_decay=1e-4):
+                     wave_fn=None, augment=False, weight_decay=1e-4, soft=None, distill=0.0):
     """Cross-entropy training with AdamW and a one-cycle schedule (warm-up, cosine decay); wave_fn(idx) ->
-    features of a batch, when features change per batch (masks); augment: SpecAugment on each batch."""
+    features of a batch, when features change per batch (masks); augment: SpecAugment on each batch;
+    soft: [N, C] log-probabilities of a teacher (the clean model on clean audio), mixed into the loss as
+    (1 - distill) * cross-entropy + distill * KL(teacher || model)."""
     gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator().manual_seed(seed + 7919)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -110,6 +112,9 @@ def train_classifier(model, feats, labels, epochs=12, bs=32, lr=3e-3, seed=0, lo
                 f = spec_augment(f, aug_gen)
             logits = model(f)
             loss = F.cross_entropy(logits, labels[idx])
+            if soft is not None and distill > 0:
+                kl = F.kl_div(F.log_softmax(logits, -1), soft[idx], log_target=True, reduction="batchmean")
+                loss = (1 - distill) * loss + distill * kl
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -187,16 +192,26 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
     return hist
 
 
-def hard_gates(gatenet, feats, length, block=1) -> list[np.ndarray]:
-    """Binary keep decisions per utterance, over ceil(n/SEG) segments (blocks of `block` share one)."""
-    out = []
+def log_alphas(gatenet, feats, length, block=1, device=False) -> torch.Tensor:
+    """[N, S] gate logits (blocks of `block` share one). device=False: computed on the zero-padded batch, as the
+    masker is trained; device=True: on each utterance's own frames, as ``mask.gates_for`` and the device compute
+    them (the padding changes the last 2-4 gates of an utterance), each row continued with its last value."""
     with torch.no_grad():
-        for i in range(0, len(feats), 128):
-            keep = (hard_concrete_deterministic(pool_gates(gatenet(feats[i: i + 128]), block)) > 0.5).numpy()
-            for j, k in enumerate(keep):
-                n = int(length[i + j])
-                out.append(extend_gates(k[: -(-n // SEG)], n))
-    return out
+        if not device:
+            return torch.cat([pool_gates(gatenet(feats[i: i + 128]), block) for i in range(0, len(feats), 128)])
+        out = torch.zeros(len(feats), -(-feats.shape[1] // FRAMES_PER_SEG))
+        for i, n in enumerate(length):
+            la = pool_gates(gatenet(feats[i: i + 1, : max(1, n_frames(int(n)))]), block)[0]
+            out[i, : la.numel()] = la
+            out[i, la.numel():] = la[-1]
+        return out
+
+
+def hard_gates(gatenet, feats, length, block=1, device=False) -> list[np.ndarray]:
+    """Binary keep decisions per utterance, over ceil(n/SEG) segments (blocks of `block` share one); device: the
+    gates of ``mask.gates_for`` (see ``log_alphas``)."""
+    keep = (hard_concrete_deterministic(log_alphas(gatenet, feats, length, block, device)) > 0.5).numpy()
+    return [extend_gates(k[: -(-int(n) // SEG)], int(n)) for k, n in zip(keep, length)]
 
 
 def masked_wave(corpus: Corpus, gates: list[np.ndarray]) -> torch.Tensor:
@@ -256,18 +271,22 @@ def split_validation(corpus: Corpus, n_val_speakers: int, seed: int) -> tuple[np
 def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
-              log=print) -> dict:
+              device_gates=False, ft_distill=0.0, log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
     budget gamma; block: segments (40 ms each) per gate; rounds: masker / fine-tuning alternations; normalise:
     every stage on speaker-normalised audio (with cloud_from, the reused clean model saw the audio as recorded);
     ft_temp: mask augmentation in the fine-tuning (``sampled_mask_fn``: fresh gates each batch, the generator's at
-    temperature ft_temp, the baseline's random at the same kept fraction) instead of one fixed mask per utterance."""
+    temperature ft_temp, the baseline's random at the same kept fraction) instead of one fixed mask per utterance;
+    device_gates: fine-tune on (and validate with) the gates the device computes (``log_alphas``); ft_distill:
+    weight of the clean model's predictions on clean audio as soft targets in the fine-tuning (both copies)."""
     if keep_target is not None and not 0 < keep_target < 1:
         raise ValueError(f"keep_target: must be in (0, 1), got {keep_target}")
     if ft_temp is not None and not ft_temp > 0:
         raise ValueError(f"ft_temp: must be > 0, got {ft_temp}")
+    if not 0 <= ft_distill <= 1:
+        raise ValueError(f"ft_distill: must be in [0, 1], got {ft_distill}")
     if block < 1 or rounds < 1:
         raise ValueError(f"block and rounds: must be >= 1, got {block} and {rounds}")
     torch.manual_seed(seed)
@@ -290,43 +309,50 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
         cloud = train_classifier(CloudSLU(len(full.intents), width), ftr, tr.intent, epochs=epochs_cloud,
                                  lr=lr_cloud, seed=seed, log=log, augment=augment)
     gatenet = GateNet()
-    flat = torch.cat([ftr[i, : 1 + (int(n) - 480) // 320] for i, n in enumerate(tr.length)])
+    flat = torch.cat([ftr[i, : n_frames(int(n))] for i, n in enumerate(tr.length)])
     gatenet.mean.copy_(flat.mean(0))
     gatenet.std.copy_(flat.std(0) + 1e-3)
     sub = np.sort(np.random.default_rng(seed).permutation(len(tr.ids))[:mask_utts])   # the masker needs fewer
     hist, teacher = [], cloud
+    soft = None
+    if ft_distill > 0:
+        cloud.eval()
+        with torch.no_grad():
+            soft = torch.cat([F.log_softmax(cloud(ftr[i: i + 128]), -1) for i in range(0, len(ftr), 128)])
     for r in range(rounds):   # the first round against the clean cloud model, later ones against the fine-tuned
         hist += train_masker(teacher, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
                              keep_target=keep_target, block=block)
-        gates = hard_gates(gatenet, ftr, tr.length, block)
+        gates = hard_gates(gatenet, ftr, tr.length, block, device_gates)
         frac = kept_fraction(gates)
         log(f"round {r + 1}/{rounds}: train kept fraction (hard gates) {frac:.3f}")
         if ft_temp is None:
             fm, fn = feats_of(masked_wave(tr, gates)), None
         else:
-            with torch.no_grad():
-                la = torch.cat([pool_gates(gatenet(ftr[i: i + 128]), block) for i in range(0, len(ftr), 128)])
+            la = log_alphas(gatenet, ftr, tr.length, block, device_gates)
             fm, fn = None, sampled_mask_fn(tr, la, ft_temp, frac, torch.Generator().manual_seed(seed + r), block)
         cloud_masked = train_classifier(copy.deepcopy(cloud), fm, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
-                                        log=log, name="cloud fine-tune (masked)", augment=augment, wave_fn=fn)
+                                        log=log, name="cloud fine-tune (masked)", augment=augment, wave_fn=fn,
+                                        soft=soft, distill=ft_distill)
         teacher = cloud_masked
     if ft_temp is None:
         fr, fn = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed, block))), None
     else:
         fr, fn = None, sampled_mask_fn(tr, None, ft_temp, frac, torch.Generator().manual_seed(seed), block)
     cloud_random = train_classifier(copy.deepcopy(cloud), fr, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
-                                    log=log, name="cloud fine-tune (random mask)", augment=augment, wave_fn=fn)
+                                    log=log, name="cloud fine-tune (random mask)", augment=augment, wave_fn=fn,
+                                    soft=soft, distill=ft_distill)
     record = {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids),
               "settings": {"epochs_cloud": epochs_cloud, "epochs_mask": epochs_mask, "epochs_ft": epochs_ft,
                            "gamma": gamma, "seed": seed, "val_speakers": val_speakers, "augment": augment,
                            "lr_cloud": lr_cloud, "lr_ft": lr_ft, "width": width, "mask_utts": mask_utts,
                            "lr_dual": lr_dual, "cloud_from": str(cloud_from) if cloud_from else None,
                            "keep_target": keep_target, "block": block, "rounds": rounds, "normalise": normalise,
-                           "ft_temp": ft_temp}}
+                           "ft_temp": ft_temp, "device_gates": device_gates,
+                           "ft_distill": ft_distill}}
     if val.any():
         va = full.subset(val)
-        vg = hard_gates(gatenet, feats_of(va.wave), va.length, block)
+        vg = hard_gates(gatenet, feats_of(va.wave), va.length, block, device_gates)
         vfrac = kept_fraction(vg)
         record["validation"] = {
             "n": len(va.ids), "speakers": sorted({va.speakers[k] for k in va.speaker}), "kept_fraction": vfrac,

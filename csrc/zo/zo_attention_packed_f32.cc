@@ -38,6 +38,32 @@ typedef int32_t V16I __attribute__((vector_size(64), aligned(4), may_alias));
 #define V16_AT(p) (*reinterpret_cast<V16*>(p))
 #define V16_CAT(p) (*reinterpret_cast<const V16*>(p))
 
+// t[r][c] <- t[c][r] for a 16 x 16 block: four stages swap the off-diagonal b x b sub-blocks (b = 8, 4, 2, 1),
+// each a two-source shuffle per row (vpermt2ps on AVX-512).
+inline void transpose16(V16* t) {
+  typedef int32_t M16 __attribute__((vector_size(64)));
+  // lo[s][c] = c & b ? 16 + c - b : c;  hi[s][c] = c & b ? 16 + c : c + b
+  static constexpr M16 lo[4] = {
+      {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+      {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+      {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+      {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
+  };
+  static constexpr M16 hi[4] = {
+      {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
+      {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+      {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
+      {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31},
+  };
+  for (int s = 0, b = 8; s < 4; ++s, b >>= 1)
+    for (int i = 0; i < 16; ++i)
+      if (!(i & b)) {
+        const V16 a = t[i], c = t[i + b];
+        t[i] = __builtin_shuffle(a, c, lo[s]);
+        t[i + b] = __builtin_shuffle(a, c, hi[s]);
+      }
+}
+
 // e^x for x <= 0 (x = score - row max), 16 lanes: x = n ln2 + r with |r| <= ln2 / 2, e^r by its degree-6 Taylor
 // polynomial (relative error < 2e-7), 2^n from exponent bits. Below -87 the result is e^-87 (~1.6e-38: nothing
 // next to the row maximum's 1).
@@ -65,20 +91,37 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) in
     const Scratch& w) {
   const int64_t Lp = round16(L), dp = round16(dh);
   int fq = 1, fk = 1, fv = 1;  // branch-free checks folded into the copies (vectorise)
-  for (int64_t c = 0; c < dh; ++c) {
-    float* kr = w.kt + c * Lp;
-    for (int64_t j = 0; j < L; ++j) kr[j] = k[j * d + c];
-    for (int64_t j = 0; j < L; ++j) fk &= int(kr[j] - kr[j] == 0.0f);
-    for (int64_t j = L; j < Lp; ++j) kr[j] = 0.0f;
+  if (dh % kLanes == 0) {  // whole 16 x 16 blocks of K, transposed in registers; V read in place below
+    for (int64_t j0 = 0; j0 < Lp; j0 += kLanes)
+      for (int64_t c0 = 0; c0 < dh; c0 += kLanes) {
+        V16 t[kLanes];
+        for (int64_t r = 0; r < kLanes; ++r) t[r] = j0 + r < L ? V16_CAT(k + (j0 + r) * d + c0) : V16{};
+        transpose16(t);
+        for (int64_t r = 0; r < kLanes; ++r) V16_AT(w.kt + (c0 + r) * Lp + j0) = t[r];
+      }
+    for (int64_t c = 0; c < dh; ++c)
+      for (int64_t j = 0; j < L; ++j) fk &= int(w.kt[c * Lp + j] - w.kt[c * Lp + j] == 0.0f);
+    for (int64_t j = 0; j < L; ++j)
+      for (int64_t c = 0; c < dh; ++c) fv &= int(v[j * d + c] - v[j * d + c] == 0.0f);
+  } else {
+    for (int64_t c = 0; c < dh; ++c) {
+      float* kr = w.kt + c * Lp;
+      for (int64_t j = 0; j < L; ++j) kr[j] = k[j * d + c];
+      for (int64_t j = 0; j < L; ++j) fk &= int(kr[j] - kr[j] == 0.0f);
+      for (int64_t j = L; j < Lp; ++j) kr[j] = 0.0f;
+    }
+    for (int64_t j = 0; j < L; ++j) {
+      float* vr = w.vh + j * dp;
+      for (int64_t c = 0; c < dh; ++c) vr[c] = v[j * d + c];
+      for (int64_t c = 0; c < dh; ++c) fv &= int(vr[c] - vr[c] == 0.0f);
+      for (int64_t c = dh; c < dp; ++c) vr[c] = 0.0f;
+    }
   }
-  for (int64_t j = 0; j < L; ++j) {
-    float* vr = w.vh + j * dp;
-    const float* qr = q + j * d;
-    for (int64_t c = 0; c < dh; ++c) vr[c] = v[j * d + c];
-    for (int64_t c = 0; c < dh; ++c) fv &= int(vr[c] - vr[c] == 0.0f);
-    for (int64_t c = 0; c < dh; ++c) fq &= int(qr[c] - qr[c] == 0.0f);
-    for (int64_t c = dh; c < dp; ++c) vr[c] = 0.0f;
-  }
+  for (int64_t j = 0; j < L; ++j)
+    for (int64_t c = 0; c < dh; ++c) fq &= int(q[j * d + c] - q[j * d + c] == 0.0f);
+  // rows of V: in place (row stride d) when dh is a multiple of 16, else the padded copy (row stride dp)
+  const float* vsrc = dh % kLanes == 0 ? v : w.vh;
+  const int64_t vstride = dh % kLanes == 0 ? d : dp;
   if (!(fq & fk & fv)) return (fq ? 0 : 1) | (fk ? 0 : 2) | (fv ? 0 : 4);
   for (int64_t i0 = 0; i0 < L; i0 += kRows) {
     const float* qr[kRows];
@@ -115,7 +158,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) in
     for (int64_t c0 = 0; c0 < dp; c0 += kLanes) {
       V16 acc[kRows] = {};
       for (int64_t j = 0; j < L; ++j) {
-        const V16 vv = V16_CAT(w.vh + j * dp + c0);
+        const V16 vv = V16_CAT(vsrc + j * vstride + c0);
         for (int64_t r = 0; r < kRows; ++r) acc[r] += w.p[r * Lp + j] * vv;
       }
       const int64_t cols = std::min(kLanes, dh - c0);

@@ -77,12 +77,14 @@ def _make_zo_linear(rng_: np.random.Generator, size: str, shared: bool = True) -
                  int(rng_.integers(0, 100)), mode, dist))
 
 
-def _make_zo_attention(rng_: np.random.Generator, size: str) -> Case:
-    """A batch of packed sequences: S streams, each of q, k, v shared (S = 1) or per stream at random."""
+def _make_zo_attention(rng_: np.random.Generator, size: str, whole_blocks: bool = False) -> Case:
+    """A batch of packed sequences: S streams, each of q, k, v shared (S = 1) or per stream at random.
+    whole_blocks: head size a multiple of 16 (the kernel's in-register transpose path)."""
     if size == "bench":  # a MiniLM layer under 17 streams, 8 sequences of AG News-like lengths
         S, heads, dh, lengths = 17, 12, 32, rng_.integers(25, 65, 8)
     else:
-        S, heads, dh = int(rng_.integers(1, 5)), int(rng_.choice([1, 2, 3, 4])), int(rng_.integers(1, 40))
+        S, heads = int(rng_.integers(1, 5)), int(rng_.choice([1, 2, 3, 4]))
+        dh = 16 * int(rng_.integers(1, 4)) if whole_blocks else int(rng_.integers(1, 40))
         lengths = rng_.integers(1, 40, int(rng_.integers(1, 5)))
     N, d = int(lengths.sum()), heads * dh
     f = lambda s: rng_.standard_normal((s, N, d)).astype(np.float32)  # noqa: E731
@@ -319,5 +321,6 @@ VARIANTS: dict[str, list[Callable[[np.random.Generator, str], Case]]] = {
     "qgemm_s8": [lambda g, s: _make_qgemm(g, s, "int8"), lambda g, s: _make_qgemm(g, s, "float32", True),
                  lambda g, s: _make_qgemm(g, s, "int8", True)],
     "qadapter_update_s8": [lambda g, s: _make_qadapter(g, s, qas=True)],
+    "zo_attention_packed_f32": [lambda g, s: _make_zo_attention(g, s, whole_blocks=True)],
     "qlinear_lora_s8": [lambda g, s: _make_qlora(g, s, perturbed=False), lambda g, s: _make_qlora(g, s, shared=False)],
 }

@@ -179,7 +179,7 @@ void register_quant(py::module_& m) {
   m.def(
       "qlinear_s8",
       [](py::object x_, py::object W_, py::object w_scale_, py::object x_scale_, py::object bias_,
-         py::object out_) -> py::object {
+         py::object out_, py::object gelu_) -> py::object {
         auto x = require<float>(x_, "x", 2);
         const QWeightS8& w = packed_arg(W_, "W");
         QLinearArgs a;
@@ -187,6 +187,8 @@ void register_quant(py::module_& m) {
         if (a.k != w.k)
           throw ArgError("x: expected shape [m, " + std::to_string(w.k) + "] to match W's k, got " + shape_str(x));
         a.x_scale = real_arg(x_scale_, "x_scale");
+        if (!PyBool_Check(gelu_.ptr())) throw TypeError_("gelu: expected a bool, got " + type_name(gelu_));
+        a.gelu = gelu_.cast<bool>();
         auto sw = w_scale_arg(w_scale_, w);
         py::array_t<float> b;
         if (!bias_.is_none()) b = bias_arg(bias_, w);
@@ -208,8 +210,10 @@ void register_quant(py::module_& m) {
         return out_.is_none() ? py::object(out) : out_;
       },
       py::arg("x"), py::arg("W"), py::arg("w_scale"), py::arg("x_scale"), py::arg("bias"), py::arg("out") = py::none(),
+      py::arg("gelu") = false,
       "The frozen int8 layer from float32 x [m, k] (finite), quantized per tensor with x_scale inside the kernel:\n"
-      "y = qgemm_s8(clip(round_half_away(x / x_scale), -127, 127), W, w_scale, x_scale, bias). See edgelearn/quant.h.");
+      "y = qgemm_s8(clip(round_half_away(x / x_scale), -127, 127), W, w_scale, x_scale, bias), then gelu(y) when\n"
+      "gelu is True (in the epilogue). See edgelearn/quant.h.");
   m.def(
       "qlinear_lora_s8",
       [](py::object x_, py::object W_, py::object w_scale_, py::object x_scale_, py::object bias_, py::object A_,

@@ -46,7 +46,32 @@ struct Epi {
   float zy;
   int64_t n;  // row stride of y
   void* y;
+  bool gelu;  // float32 output: y = gelu(y)
 };
+
+// ---------------------------------------------------------------------------------------------- GELU (quant.h)
+// One sequence of float32 operations for every path (scalar, AVX2, AVX-512: no FMA, IEEE division), so the three
+// give the same bits as the NumPy twin.
+constexpr float kGeluP = 0.3275911f, kA1 = 0.254829592f, kA2 = -0.284496736f, kA3 = 1.421413741f,
+                kA4 = -1.453152027f, kA5 = 1.061405429f;
+constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693145752f, kLn2Lo = 1.42860677e-06f;
+constexpr float kE2 = 0.5f, kE3 = 0.166666667f, kE4 = 0.0416666667f, kE5 = 0.00833333333f, kE6 = 0.00138888889f;
+
+inline float gelu_scalar(float y) {
+  const float z = std::fabs(y) * 0.707106781f;
+  const float t = 1.0f / (1.0f + kGeluP * z);
+  const float poly = t * (kA1 + t * (kA2 + t * (kA3 + t * (kA4 + t * kA5))));
+  const float u = std::max(-(z * z), -32.0f);  // e^-32 * poly < 2^-25: erf is 1.0f already; no denormals
+  const int32_t nn = int32_t(u * kLog2e - 0.5f);
+  const float fn = float(nn);
+  const float r = (u - fn * kLn2Hi) - fn * kLn2Lo;
+  const float p = 1.0f + r * (1.0f + r * (kE2 + r * (kE3 + r * (kE4 + r * (kE5 + r * kE6)))));
+  const uint32_t bits = uint32_t(nn + 127) << 23;
+  float two_n;
+  std::memcpy(&two_n, &bits, 4);
+  const float erf_abs = 1.0f - poly * (p * two_n);
+  return (0.5f * y) * (1.0f + std::copysign(erf_abs, y));
+}
 
 // ---------------------------------------------------------------------------------------------- scalar
 inline float round_half_away(float v) {
@@ -61,7 +86,7 @@ inline void store_scalar(const Epi& e, int64_t i, int64_t j, int32_t acc) {
   float real = float(acc - e.comp[j]) * cs;
   if (e.bias) real = real + e.bias[j];
   if (e.out == QOut::F32) {
-    static_cast<float*>(e.y)[i * e.n + j] = real;
+    static_cast<float*>(e.y)[i * e.n + j] = e.gelu ? gelu_scalar(real) : real;
   } else {
     float r = round_half_away(real * e.inv_ys) + e.zy;
     r = std::min(std::max(r, -128.0f), 127.0f);
@@ -82,6 +107,28 @@ void tile_scalar(const int8_t* xa, int64_t kp, const int8_t* wp, const Epi& e, i
 }
 
 // ---------------------------------------------------------------------------------------------- AVX-512 VNNI
+EL_Q_VNNI inline __m512 gelu16(__m512 y) {
+  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  const __m512 z = _mm512_mul_ps(_mm512_and_ps(y, absmask), _mm512_set1_ps(0.707106781f));
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f),
+                                                                      _mm512_mul_ps(_mm512_set1_ps(kGeluP), z)));
+  __m512 poly = _mm512_mul_ps(t, _mm512_set1_ps(kA5));
+  for (float a : {kA4, kA3, kA2}) poly = _mm512_mul_ps(t, _mm512_add_ps(_mm512_set1_ps(a), poly));
+  poly = _mm512_mul_ps(t, _mm512_add_ps(_mm512_set1_ps(kA1), poly));
+  const __m512 u = _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z)), _mm512_set1_ps(-32.0f));
+  const __m512i nn = _mm512_cvttps_epi32(_mm512_sub_ps(_mm512_mul_ps(u, _mm512_set1_ps(kLog2e)), _mm512_set1_ps(0.5f)));
+  const __m512 fn = _mm512_cvtepi32_ps(nn);
+  const __m512 r = _mm512_sub_ps(_mm512_sub_ps(u, _mm512_mul_ps(fn, _mm512_set1_ps(kLn2Hi))),
+                                 _mm512_mul_ps(fn, _mm512_set1_ps(kLn2Lo)));
+  __m512 p = _mm512_mul_ps(r, _mm512_set1_ps(kE6));
+  for (float c : {kE5, kE4, kE3, kE2, 1.0f}) p = _mm512_mul_ps(r, _mm512_add_ps(_mm512_set1_ps(c), p));
+  p = _mm512_add_ps(_mm512_set1_ps(1.0f), p);
+  const __m512 two_n = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(nn, _mm512_set1_epi32(127)), 23));
+  const __m512 erf_abs = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_mul_ps(poly, _mm512_mul_ps(p, two_n)));
+  const __m512 erf = _mm512_or_ps(_mm512_and_ps(erf_abs, absmask), _mm512_andnot_ps(absmask, y));  // copysign
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), y), _mm512_add_ps(_mm512_set1_ps(1.0f), erf));
+}
+
 EL_Q_VNNI inline void epilogue16(const Epi& e, int64_t i, int64_t j, __m512i acc, __mmask16 k) {
   const __m512 sx = _mm512_set1_ps(e.sx[e.per_row ? i : 0]);
   const __m512i a = _mm512_sub_epi32(acc, _mm512_maskz_loadu_epi32(k, e.comp + j));
@@ -89,7 +136,7 @@ EL_Q_VNNI inline void epilogue16(const Epi& e, int64_t i, int64_t j, __m512i acc
   __m512 real = _mm512_mul_ps(_mm512_cvtepi32_ps(a), cs);
   if (e.bias) real = _mm512_add_ps(real, _mm512_maskz_loadu_ps(k, e.bias + j));
   if (e.out == QOut::F32) {
-    _mm512_mask_storeu_ps(static_cast<float*>(e.y) + i * e.n + j, k, real);
+    _mm512_mask_storeu_ps(static_cast<float*>(e.y) + i * e.n + j, k, e.gelu ? gelu16(real) : real);
     return;
   }
   const __m512 v = _mm512_mul_ps(real, _mm512_set1_ps(e.inv_ys));
@@ -335,6 +382,28 @@ EL_Q_AMX int64_t qgemm_amx(const QGemmArgs& a, const Epi& e, bool parallel) {
 }
 
 // ---------------------------------------------------------------------------------------------- AVX2
+EL_Q_AVX2 inline __m256 gelu8(__m256 y) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 z = _mm256_mul_ps(_mm256_and_ps(y, absmask), _mm256_set1_ps(0.707106781f));
+  const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f),
+                                                                      _mm256_mul_ps(_mm256_set1_ps(kGeluP), z)));
+  __m256 poly = _mm256_mul_ps(t, _mm256_set1_ps(kA5));
+  for (float a : {kA4, kA3, kA2}) poly = _mm256_mul_ps(t, _mm256_add_ps(_mm256_set1_ps(a), poly));
+  poly = _mm256_mul_ps(t, _mm256_add_ps(_mm256_set1_ps(kA1), poly));
+  const __m256 u = _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z, z)), _mm256_set1_ps(-32.0f));
+  const __m256i nn = _mm256_cvttps_epi32(_mm256_sub_ps(_mm256_mul_ps(u, _mm256_set1_ps(kLog2e)), _mm256_set1_ps(0.5f)));
+  const __m256 fn = _mm256_cvtepi32_ps(nn);
+  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(u, _mm256_mul_ps(fn, _mm256_set1_ps(kLn2Hi))),
+                                 _mm256_mul_ps(fn, _mm256_set1_ps(kLn2Lo)));
+  __m256 p = _mm256_mul_ps(r, _mm256_set1_ps(kE6));
+  for (float c : {kE5, kE4, kE3, kE2, 1.0f}) p = _mm256_mul_ps(r, _mm256_add_ps(_mm256_set1_ps(c), p));
+  p = _mm256_add_ps(_mm256_set1_ps(1.0f), p);
+  const __m256 two_n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(nn, _mm256_set1_epi32(127)), 23));
+  const __m256 erf_abs = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_mul_ps(poly, _mm256_mul_ps(p, two_n)));
+  const __m256 erf = _mm256_or_ps(_mm256_and_ps(erf_abs, absmask), _mm256_andnot_ps(absmask, y));  // copysign
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), y), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
+}
+
 EL_Q_AVX2 inline void epilogue8(const Epi& e, int64_t i, int64_t j, __m256i acc, int64_t nv) {
   alignas(32) float sw[8], bias[8];
   alignas(32) int32_t comp[8];
@@ -357,6 +426,7 @@ EL_Q_AVX2 inline void epilogue8(const Epi& e, int64_t i, int64_t j, __m256i acc,
   if (bp) real = _mm256_add_ps(real, _mm256_loadu_ps(bp));
   alignas(32) float fout[8];
   if (e.out == QOut::F32) {
+    if (e.gelu) real = gelu8(real);
     float* dst = static_cast<float*>(e.y) + i * e.n + j;
     if (full) {
       _mm256_storeu_ps(dst, real);
@@ -454,6 +524,7 @@ void qgemm_check_args(const QGemmArgs& a) {
   if (a.bias)
     for (int64_t j = 0; j < a.w->n; ++j) check(std::isfinite(a.bias[j]), "bias: must be finite (found NaN or inf)");
   check(a.out == QOut::F32 || a.out == QOut::S8, "out_dtype: must be 0 (float32) or 1 (int8)");
+  check(!a.gelu || a.out == QOut::F32, "gelu: only with float32 output");
   if (a.out == QOut::S8) {
     check(normal_positive(a.y_scale), "y_scale: must be finite, > 0 and a normal float32");
     check(a.y_zero_point >= -128 && a.y_zero_point <= 127, "y_zero_point: must be in [-128, 127]");
@@ -470,7 +541,7 @@ void qgemm_s8(const QGemmArgs& a, void* y) {
   std::unique_ptr<int32_t[]> comp(new int32_t[size_t(w.np)]);
   for (int64_t j = 0; j < w.np; ++j) comp[j] = (c0 + a.x_zero_point) * w.colsum[size_t(j)];
   const Epi e{comp.get(), a.x_scale, a.x_scale_len > 1, a.w_scale, a.bias, a.out, 1.0f / a.y_scale,
-              float(a.y_zero_point), n, y};
+              float(a.y_zero_point), n, y, a.gelu};
 
   const double work = double(m) * double(n) * double(k);
   if (lv == quant::kAmx) {

@@ -12,7 +12,7 @@ void qlinear_s8(const QLinearArgs& a, float* y) {
   check(y != nullptr, "out: must not be null");
   QGemmArgs q;
   q.xf = a.x, q.m = a.m, q.k = a.k, q.x_zero_point = 0, q.x_scale = &a.x_scale, q.x_scale_len = 1;
-  q.w = a.w, q.w_scale = a.w_scale, q.bias = a.bias, q.out = QOut::F32;
+  q.w = a.w, q.w_scale = a.w_scale, q.bias = a.bias, q.out = QOut::F32, q.gelu = a.gelu;
   qgemm_s8(q, y);
 }
 

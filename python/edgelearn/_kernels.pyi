@@ -117,6 +117,7 @@ def qlinear_s8(
     x_scale: float,  # per tensor, > 0, normal
     bias: npt.NDArray[np.float32] | None,  # [n], finite
     out: npt.NDArray[np.float32] | None = None,  # [m, n]
+    gelu: bool = False,  # y = gelu(y) in the epilogue
 ) -> npt.NDArray[np.float32]:
     """qgemm_s8(clip(round_half_away(x / x_scale), -127, 127), W, w_scale, x_scale, bias), quantized in the kernel."""
 

@@ -437,3 +437,21 @@ def test_qadapter_bad_calls_raise_naming_the_argument():
 ])
 def test_quant_kernel_checks(call, names):
     _raises_naming(call, names)
+
+
+def test_qlinear_gelu_matches_torch_gelu_and_checks_its_argument():
+    import torch
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 64)).astype(np.float32)
+    W = quant.qgemm_pack_s8(rng.integers(-127, 128, (48, 64), dtype=np.int8))
+    sw = rng.uniform(1e-3, 2e-2, 48).astype(np.float32)
+    y = quant.qlinear_s8(x, W, sw, 3.0 / 127)
+    g = quant.qlinear_s8(x, W, sw, 3.0 / 127, activation="gelu")
+    want = torch.nn.functional.gelu(torch.from_numpy(y)).numpy()  # exact erf GELU
+    assert np.abs(g - want).max() <= 1e-6 * max(1.0, float(np.abs(y).max()))
+    assert (g < 0).any() and (g > 0).any()
+    with pytest.raises(ValueError, match="^activation:"):
+        quant.qlinear_s8(x, W, sw, 3.0 / 127, activation="relu")
+    with pytest.raises(TypeError, match="^gelu:"):
+        _kernels.qlinear_s8(x, W, sw, 3.0 / 127, None, None, 1)

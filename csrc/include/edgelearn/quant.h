@@ -51,6 +51,12 @@
 //   xq[i, t] = int8(clamp(round_half_away(x[i, t] * (1 / sx)), -127, 127))       (zx = 0; float32 ops)
 //   y        = qgemm_s8(xq, W, sw, sx, bias) as float32                          bit-exact with the twin
 // x must be finite: NaN/inf have no int8 value (ArgError after the pass; y is then unspecified).
+// gelu = true applies GELU to y in the epilogue, on the registers (a BERT FFN's first layer: no second pass over
+// y), with float32 operations in a fixed order (no FMA), bit-exact with the twin's qlinear_gelu_f32:
+//   gelu(y) = (0.5 y) (1 + erf(y / sqrt 2)),  erf(z) = sign(z) (1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-z^2)),
+//   t = 1 / (1 + p |z|)  (Abramowitz & Stegun 7.1.26, |erf error| <= 1.5e-7), e^u for u <= 0 as zo.h's attention
+//   computes it (degree-6 polynomial, 2^n from exponent bits), u clamped at -32 (erf is 1.0f there already;
+//   no denormal intermediates).
 // AMX path: the quantization is fused into the copy of x the tiles read (x is read once, no int8 copy in memory);
 // other paths quantize into a scratch first. Cost: qgemm_s8's, with x read as float32.
 //
@@ -136,6 +142,7 @@ struct QGemmArgs {
   int32_t y_zero_point = 0;
   // Float32 input instead of x (qlinear_s8): quantized per tensor with x_scale[0]; x_zero_point must be 0.
   const float* xf = nullptr;
+  bool gelu = false;  // float32 output only: GELU in the epilogue (qlinear_s8)
 };
 
 void qgemm_check_args(const QGemmArgs& a);
@@ -150,6 +157,7 @@ struct QLinearArgs {
   const QWeightS8* w = nullptr;
   const float* w_scale = nullptr;  // [n]
   const float* bias = nullptr;     // [n] or nullptr
+  bool gelu = false;               // y = gelu(y) in the epilogue
 };
 void qlinear_s8(const QLinearArgs& a, float* y);
 

@@ -89,13 +89,19 @@ class QLinear(nn.Module):
     def base_fp32(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(fake_quant(x, self.x_scale), self.dequantized(), self.bias_t)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+        """y = x W^T + b (gelu: GELU(y), fused into the kernel's epilogue on the int8 path)."""
         if _needs_grad(x):
-            return self.base_fp32(x)
+            y = self.base_fp32(x)
+            return F.gelu(y) if gelu else y
         x2 = x.detach().reshape(-1, x.shape[-1]).contiguous().numpy()
         # the arguments were checked once in __init__; the binding checks x (dtype, shape, NaN/inf in the kernel)
-        y = _kernels.qlinear_s8(x2, self.W, self.w_scale, self.x_scale, self.bias_np)
+        y = _kernels.qlinear_s8(x2, self.W, self.w_scale, self.x_scale, self.bias_np, None, gelu)
         return torch.from_numpy(y).view(*x.shape[:-1], self.out_features)
+
+    def forward_gelu(self, x: torch.Tensor) -> torch.Tensor:
+        """GELU(x W^T + b) in one kernel call (what a BERT FFN's first layer needs)."""
+        return self.forward(x, gelu=True)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, int8, x_scale={self.x_scale:.4g}"

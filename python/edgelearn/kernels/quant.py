@@ -113,14 +113,18 @@ def qgemm_s8(x, W, w_scale, x_scale, bias=None, x_zero_point=0, out_dtype="float
     return _kernels.qgemm_s8(x, W, w_scale, x_scale, bias, x_zero_point, od, y_scale, y_zero_point, out)
 
 
-def qlinear_s8(x, W, w_scale, x_scale, bias=None, out=None):
+def qlinear_s8(x, W, w_scale, x_scale, bias=None, out=None, activation=None):
     """The frozen int8 layer from float32 activations: y = qgemm_s8(quantize(x), W, w_scale, x_scale, bias).
 
     x float32 [m, k] (finite), quantized per tensor inside the kernel with the calibrated x_scale (> 0): xq =
     clip(round_half_away(x / x_scale), -127, 127) (float32 ops, as qlinear_lora_s8); W packed [n, k] with w_scale
     float32 [n]; bias [n] or None. Returns float32 y [m, n] (into `out` if given). Bit-exact with
     edgelearn.kernels.reference.qlinear_s8. NaN/inf in x raise ValueError (checked in the kernel's pass over x).
+    activation "gelu": y = gelu(y) applied in the kernel's epilogue (erf by Abramowitz & Stegun 7.1.26, |error| <=
+    1.5e-7; quant.h), still bit-exact with the twin; None: no activation.
     """
+    if activation not in (None, "gelu"):
+        raise ValueError(f"activation: expected None or 'gelu', got {activation!r}")
     x = v.array(x, "x", np.float32, 2)
     W = _packed(W)
     n, k = W.shape
@@ -140,7 +144,7 @@ def qlinear_s8(x, W, w_scale, x_scale, bias=None, out=None):
             raise ValueError(f"out: expected shape ({x.shape[0]}, {n}), got {out.shape}")
         if any(np.may_share_memory(out, t) for t in (x, w_scale, bias) if isinstance(t, np.ndarray)):
             raise ValueError("out: must not overlap an input")
-    return _kernels.qlinear_s8(x, W, w_scale, x_scale, bias, out)
+    return _kernels.qlinear_s8(x, W, w_scale, x_scale, bias, out, activation == "gelu")
 
 
 def qlinear_lora_s8(x, W, w_scale, x_scale, bias, A, B, scale, seeds=None, eps=1e-3, layer_id=0, mode="central",

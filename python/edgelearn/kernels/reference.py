@@ -211,12 +211,38 @@ def qadapter_update_s8(q, scales, grads, lr, seed, streams=None, qas=False):
     return q
 
 
-def qlinear_s8(x, W, w_scale, x_scale, bias=None):
+def qlinear_s8(x, W, w_scale, x_scale, bias=None, activation=None):
     """qgemm_s8(xq, W, w_scale, x_scale, bias) as float32 with xq = int8(clip(round_half_away(x * (1 / x_scale)),
-    -127, 127)) (float32 ops; quant.h)."""
+    -127, 127)) (float32 ops; quant.h); activation "gelu": then qlinear_gelu_f32."""
     inv = np.float32(1.0) / np.float32(x_scale)
     xq = np.clip(round_half_away(np.asarray(x, np.float32) * inv), -127, 127).astype(np.int8)
-    return qgemm_s8(xq, W, w_scale, np.float32(x_scale), bias)
+    y = qgemm_s8(xq, W, w_scale, np.float32(x_scale), bias)
+    return qlinear_gelu_f32(y) if activation == "gelu" else y
+
+
+def qlinear_gelu_f32(y):
+    """GELU of qlinear_s8's epilogue, float32 operation by operation (quant.h): (0.5 y) (1 + erf(y / sqrt 2)) with
+    erf(z) = sign(z) (1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-z^2)), t = 1 / (1 + p |z|) (Abramowitz &
+    Stegun 7.1.26) and e^u = p6(r) 2^n, u = n ln2 + r, u >= -32."""
+    f = np.float32
+    y = np.asarray(y, f)
+    z = np.abs(y) * f(0.707106781)
+    t = f(1.0) / (f(1.0) + f(0.3275911) * z)
+    poly = t * f(1.061405429)
+    for a in (-1.453152027, 1.421413741, -0.284496736):
+        poly = t * (f(a) + poly)
+    poly = t * (f(0.254829592) + poly)
+    u = np.maximum(-(z * z), f(-32.0))
+    n = (u * f(1.44269504) - f(0.5)).astype(np.int32)  # truncation: round half away for u <= 0
+    fn = n.astype(f)
+    r = (u - fn * f(0.693145752)) - fn * f(1.42860677e-06)
+    p = r * f(0.00138888889)
+    for c in (0.00833333333, 0.0416666667, 0.166666667, 0.5, 1.0):
+        p = r * (f(c) + p)
+    p = f(1.0) + p
+    two_n = ((n + 127).astype(np.uint32) << np.uint32(23)).view(f)
+    erf_abs = f(1.0) - poly * (p * two_n)
+    return (f(0.5) * y) * (f(1.0) + np.copysign(erf_abs, y))
 
 
 def qlinear_lora_s8(x, W, w_scale, x_scale, bias, A, B, scale, seeds=None, eps=0.0, layer_id=0, mode=CENTRAL,

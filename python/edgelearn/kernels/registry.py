@@ -139,7 +139,7 @@ def _make_qgemm(rng_: np.random.Generator, size: str, out_dtype: str = "float32"
     return Case((x, W, w_scale, x_scale, bias, zx, out_dtype, y_scale, y_zp))
 
 
-def _make_qlinear(rng_: np.random.Generator, size: str) -> Case:
+def _make_qlinear(rng_: np.random.Generator, size: str, activation: str | None = None) -> Case:
     if size == "bench":
         m, k, n = 512, 384, 1536
     else:
@@ -149,7 +149,7 @@ def _make_qlinear(rng_: np.random.Generator, size: str) -> Case:
     w_scale = rng_.uniform(1e-3, 2e-2, n).astype(np.float32)
     bias = rng_.standard_normal(n).astype(np.float32) if size == "bench" or rng_.random() < 0.7 else None
     # a calibrated scale that saturates the largest activations (the clip is part of the definition)
-    return Case((x, W, w_scale, float(np.float32(3.0 / 127)), bias))
+    return Case((x, W, w_scale, float(np.float32(3.0 / 127)), bias), {"activation": activation} if activation else {})
 
 
 def _make_qadapter(rng_: np.random.Generator, size: str, qas: bool = False) -> Case:
@@ -322,5 +322,6 @@ VARIANTS: dict[str, list[Callable[[np.random.Generator, str], Case]]] = {
                  lambda g, s: _make_qgemm(g, s, "int8", True)],
     "qadapter_update_s8": [lambda g, s: _make_qadapter(g, s, qas=True)],
     "zo_attention_packed_f32": [lambda g, s: _make_zo_attention(g, s, whole_blocks=True)],
+    "qlinear_s8": [lambda g, s: _make_qlinear(g, s, "gelu")],
     "qlinear_lora_s8": [lambda g, s: _make_qlora(g, s, perturbed=False), lambda g, s: _make_qlora(g, s, shared=False)],
 }

@@ -150,7 +150,8 @@ class BertLayer(nn.Module):
             ctx = torch.from_numpy(zo_attention_packed_f32(*qkv, pk.lengths_np, H)).view(S * N, d)
         ao = self.attention.output
         a = _layer_norm(_add(ao.dense(ctx), h, N), ao.LayerNorm)
-        x = F.gelu(self.intermediate.dense(a))
+        inter = self.intermediate.dense  # an int8 layer fuses the GELU into its kernel
+        x = inter.forward_gelu(a) if hasattr(inter, "forward_gelu") else F.gelu(inter(a))
         return _layer_norm(_add(self.output.dense(x), a, N), self.output.LayerNorm)
 
 

@@ -4,11 +4,35 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "edgelearn/common.h"
 #include "edgelearn/speech.h"
 
 namespace edgelearn {
+
+namespace {
+// Twiddles of the radix-4 passes of span m = 256, 64, 16: for j < m / 4, w^j, w^2j, w^3j (re, im) with
+// w = exp(-2 pi i / m), computed in double and rounded once.
+struct FftTwiddles {
+  float w[3][64 * 6];
+};
+FftTwiddles make_fft_twiddles() {
+  FftTwiddles t;
+  const double pi = 3.14159265358979323846;
+  for (int st = 0, m = 256; m > 4; ++st, m /= 4)
+    for (int j = 0; j < m / 4; ++j)
+      for (int r = 1; r <= 3; ++r) {
+        t.w[st][6 * j + 2 * (r - 1)] = float(std::cos(-2.0 * pi * r * j / m));
+        t.w[st][6 * j + 2 * (r - 1) + 1] = float(std::sin(-2.0 * pi * r * j / m));
+      }
+  return t;
+}
+const FftTwiddles& fft_twiddles() {
+  static const FftTwiddles t = make_fft_twiddles();
+  return t;
+}
+}  // namespace
 
 namespace base {
 #include "logmel_f32_lanes.inc"
@@ -78,23 +102,23 @@ void speech_logmel_f32(const float* x, int64_t n, float* feat) {
   const int64_t T = speech_num_frames(n);
   const int lv = level();
   const int L = lv == kAvx512 ? 16 : lv == kAvx2 ? 8 : 4;
-  const int64_t nb = T / L;
+  const int64_t nb = (T + L - 1) / L;
   (void)speech_tables();  // built before the threads start
+  (void)fft_twiddles();
 #pragma omp parallel for schedule(static) if (nb >= 256)  // long audio only: cheap frames, busy cores
   for (int64_t bi = 0; bi < nb; ++bi) {
+    const int64_t t0 = bi * L, nt = std::min<int64_t>(L, T - t0);
     const float* src[16];
-    for (int l = 0; l < L; ++l) src[l] = x + (bi * L + l) * SPEECH_HOP;
-    float* out = feat + bi * L * SPEECH_NMELS;
+    for (int l = 0; l < L; ++l) src[l] = x + (t0 + std::min<int64_t>(l, nt - 1)) * SPEECH_HOP;
+    alignas(64) float tail[16 * SPEECH_NMELS];  // the last block: lanes past T repeat its last frame
+    float* out = nt == L ? feat + t0 * SPEECH_NMELS : tail;
 #if defined(__x86_64__) || defined(__i386__)
     if (lv == kAvx512) avx512::frames_lanes<16>(src, out);
     else if (lv == kAvx2) avx2::frames_lanes<8>(src, out);
     else
 #endif
       base::frames_lanes<4>(src, out);
-  }
-  for (int64_t t = nb * L; t < T; ++t) {
-    const float* src[1] = {x + t * SPEECH_HOP};
-    base::frames_lanes<1>(src, feat + t * SPEECH_NMELS);
+    if (out == tail) std::memcpy(feat + t0 * SPEECH_NMELS, tail, sizeof(float) * size_t(nt * SPEECH_NMELS));
   }
 }
 
@@ -120,27 +144,12 @@ int64_t speech_logmel_stream_push_f32(LogMelStreamF32* st, const float* x, int64
 }
 
 void speech_rfft512_f32(const float* x, float* X) {
-  // the transform of frames_lanes<1> without window and mel: run it on a window-free copy
+  // the transform of frames_lanes<1> without window and mel
   const SpeechTables& T = speech_tables();
   float ar[256], ai[256];
-  for (int n = 0; n < 256; ++n) ar[n] = x[2 * T.bitrev[n]], ai[n] = x[2 * T.bitrev[n] + 1];
-  for (int m = 2; m <= 256; m *= 2) {
-    const int half = m / 2, step = 256 / m;
-    for (int k = 0; k < 256; k += m)
-      for (int j = 0; j < half; ++j) {
-        const float c = T.tw_re[j * step], s = T.tw_im[j * step];
-        const float yr = ar[k + j + half], yi = ai[k + j + half];
-        const float tr = yr * c - yi * s, ti = yr * s + yi * c, ur = ar[k + j], ui = ai[k + j];
-        ar[k + j] = ur + tr, ai[k + j] = ui + ti, ar[k + j + half] = ur - tr, ai[k + j + half] = ui - ti;
-      }
-  }
-  for (int k = 0; k < SPEECH_NBINS; ++k) {
-    const int km = k & 255, kn = (256 - k) & 255;
-    const float c = T.sp_re[k], s = T.sp_im[k];
-    const float er = ar[km] + ar[kn], ei = ai[km] - ai[kn], o_r = ai[km] + ai[kn], o_i = -(ar[km] - ar[kn]);
-    X[2 * k] = 0.5f * (er + (o_r * c - o_i * s));
-    X[2 * k + 1] = 0.5f * (ei + (o_r * s + o_i * c));
-  }
+  for (int n = 0; n < 256; ++n) ar[n] = x[2 * n], ai[n] = x[2 * n + 1];
+  base::fft256<float>(ar, ai, fft_twiddles());
+  for (int k = 0; k < SPEECH_NBINS; ++k) base::split_bin<float>(ar, ai, T, k, X[2 * k], X[2 * k + 1]);
 }
 
 }  // namespace edgelearn

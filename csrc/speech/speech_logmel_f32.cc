@@ -13,12 +13,14 @@ namespace edgelearn {
 
 namespace {
 // Twiddles of the radix-4 passes of span m = 256, 64, 16: for j < m / 4, w^j, w^2j, w^3j (re, im) with
-// w = exp(-2 pi i / m), computed in double and rounded once.
-struct FftTwiddles {
+// w = exp(-2 pi i / m), computed in double and rounded once; prow[k]: the row of [re 256 | im 256] where
+// frames_lanes leaves |X_k|^2 (the real row of Z[k] for k < 256, the imaginary row of Z[0] for k = 256).
+struct FftTables {
   float w[3][64 * 6];
+  int16_t prow[SPEECH_NBINS];
 };
-FftTwiddles make_fft_twiddles() {
-  FftTwiddles t;
+FftTables make_fft_tables() {
+  FftTables t;
   const double pi = 3.14159265358979323846;
   for (int st = 0, m = 256; m > 4; ++st, m /= 4)
     for (int j = 0; j < m / 4; ++j)
@@ -26,10 +28,13 @@ FftTwiddles make_fft_twiddles() {
         t.w[st][6 * j + 2 * (r - 1)] = float(std::cos(-2.0 * pi * r * j / m));
         t.w[st][6 * j + 2 * (r - 1) + 1] = float(std::sin(-2.0 * pi * r * j / m));
       }
+  const SpeechTables& T = speech_tables();
+  for (int k = 0; k < 256; ++k) t.prow[k] = T.bitrev[k];
+  t.prow[256] = 256;
   return t;
 }
-const FftTwiddles& fft_twiddles() {
-  static const FftTwiddles t = make_fft_twiddles();
+const FftTables& fft_tables() {
+  static const FftTables t = make_fft_tables();
   return t;
 }
 }  // namespace
@@ -70,9 +75,13 @@ int level() {
 }
 
 void check_audio(const float* x, int64_t n, const char* name) {
-  int ok = 1;  // branch-free pass (vectorises); the index is looked up only on failure
-  for (int64_t i = 0; i < n; ++i) ok &= int(std::fabs(x[i]) <= 32768.0f);
-  if (ok) return;
+  // the widest vectorised pass the CPU has; the index is looked up only on failure
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool wide = __builtin_cpu_supports("avx512f");
+  if (wide ? avx512::audio_ok(x, n) : base::audio_ok(x, n)) return;
+#else
+  if (base::audio_ok(x, n)) return;
+#endif
   for (int64_t i = 0; i < n; ++i)
     if (!(std::fabs(x[i]) <= 32768.0f))
       throw ArgError(std::string(name) + ": " + (std::isfinite(x[i]) ? "|value| > 32768" : "NaN or inf") +
@@ -104,7 +113,7 @@ void speech_logmel_f32(const float* x, int64_t n, float* feat) {
   const int L = lv == kAvx512 ? 16 : lv == kAvx2 ? 8 : 4;
   const int64_t nb = (T + L - 1) / L;
   (void)speech_tables();  // built before the threads start
-  (void)fft_twiddles();
+  (void)fft_tables();
 #pragma omp parallel for schedule(static) if (nb >= 256)  // long audio only: cheap frames, busy cores
   for (int64_t bi = 0; bi < nb; ++bi) {
     const int64_t t0 = bi * L, nt = std::min<int64_t>(L, T - t0);
@@ -148,8 +157,12 @@ void speech_rfft512_f32(const float* x, float* X) {
   const SpeechTables& T = speech_tables();
   float ar[256], ai[256];
   for (int n = 0; n < 256; ++n) ar[n] = x[2 * n], ai[n] = x[2 * n + 1];
-  base::fft256<float>(ar, ai, fft_twiddles());
-  for (int k = 0; k < SPEECH_NBINS; ++k) base::split_bin<float>(ar, ai, T, k, X[2 * k], X[2 * k + 1]);
+  base::fft256<float>(ar, ai, fft_tables());
+  for (int k = 0; k <= 128; ++k) {
+    float xr, xi, yr, yi;
+    base::split_pair<float>(ar, ai, T, k, xr, xi, yr, yi);
+    X[2 * k] = xr, X[2 * k + 1] = xi, X[2 * (256 - k)] = yr, X[2 * (256 - k) + 1] = yi;
+  }
 }
 
 }  // namespace edgelearn

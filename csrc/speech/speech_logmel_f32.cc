@@ -94,6 +94,7 @@ const char* speech_level() {
   static const char* names[] = {"baseline", "avx2", "avx512"};
   return names[level()];
 }
+void speech_gate_net_force_level(int level);  // speech_gate_net_s8.cc: the same levels for its int8 dots
 void speech_force_level(const char* lv) {
   const std::string s(lv);
   if (s.empty()) g_forced = -1;
@@ -101,6 +102,7 @@ void speech_force_level(const char* lv) {
   else if (s == "avx2") g_forced = kAvx2;
   else if (s == "avx512") g_forced = kAvx512;
   else throw ArgError("level: expected '', 'baseline', 'avx2' or 'avx512', got '" + s + "'");
+  speech_gate_net_force_level(g_forced);
 }
 
 float speech_ln_f32(float x) { return base::ln_lane(x); }

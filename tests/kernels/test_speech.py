@@ -209,6 +209,33 @@ def test_gate_net_blob_roundtrip_and_bad_blobs():
             speech.gate_net_pack({**net, key: val})
 
 
+def test_gate_net_paths_bit_exact_with_twin():
+    # every SIMD build of the int8 dots (whole vectors, masked and scalar tails, outputs not a multiple of 4),
+    # the division-free pooling at its extremes (|feat| = 32768, F up to 64, short last segments)
+    rng = np.random.default_rng(11)
+    cases = []
+    for F, hidden, k in ((1, [64, 7], 9), (3, [5], 1), (64, [33, 32], 3), (7, [], 5), (2, [32, 32], 5)):
+        net = speech_random_gate_net(rng, F=F, hidden=hidden, k=k)
+        for T in (1, F, 3 * F + 1, 130):
+            feat = rng.integers(-32768, 32768, size=(T, 40)).astype(np.int16)
+            feat[: T // 2, ::3] = -32768
+            feat[T // 2:, 1::3] = 32767
+            cases.append((feat, net))
+    for _ in range(20):
+        net = speech_random_gate_net(rng)
+        cases.append((rng.integers(-14196, 12776, size=(int(rng.integers(1, 150)), 40)).astype(np.int16), net))
+    try:
+        for level in ("baseline", "avx2", "avx512"):
+            _kernels._speech_force_level(level)
+            for feat, net in cases:
+                want = ref.speech_gate_net_s8(feat, net)[0]
+                got, gates = speech.speech_gate_net_s8(feat, net)
+                assert np.array_equal(got, want), level
+                assert np.array_equal(gates, (want > 0).astype(np.uint8)), level
+    finally:
+        _kernels._speech_force_level("")
+
+
 def test_gate_net_quantize_follows_the_float_network(audio):
     rng = np.random.default_rng(8)
     feats = [speech.speech_logmel_q15(speech.float_to_q15(speech_test_audio(rng, 16000 * 2))) for _ in range(6)]

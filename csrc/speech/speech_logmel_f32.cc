@@ -18,6 +18,7 @@ namespace {
 struct FftTables {
   float w[3][64 * 6];
   int16_t prow[SPEECH_NBINS];
+  float mel_w4[SPEECH_MEL_MAX_W];  // SpeechTables::mel_w / 4 (exact): the split leaves |2 X_k|^2
 };
 FftTables make_fft_tables() {
   FftTables t;
@@ -31,6 +32,7 @@ FftTables make_fft_tables() {
   const SpeechTables& T = speech_tables();
   for (int k = 0; k < 256; ++k) t.prow[k] = T.bitrev[k];
   t.prow[256] = 256;
+  for (int i = 0; i < SPEECH_MEL_MAX_W; ++i) t.mel_w4[i] = 0.25f * T.mel_w[i];
   return t;
 }
 const FftTables& fft_tables() {
@@ -77,8 +79,7 @@ int level() {
 void check_audio(const float* x, int64_t n, const char* name) {
   // the widest vectorised pass the CPU has; the index is looked up only on failure
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool wide = __builtin_cpu_supports("avx512f");
-  if (wide ? avx512::audio_ok(x, n) : base::audio_ok(x, n)) return;
+  if (level() == kAvx512 ? avx512::audio_ok(x, n) : base::audio_ok(x, n)) return;
 #else
   if (base::audio_ok(x, n)) return;
 #endif
@@ -109,16 +110,25 @@ float speech_ln_f32(float x) { return base::ln_lane(x); }
 
 void speech_logmel_f32(const float* x, int64_t n, float* feat) {
   check(n >= SPEECH_FRAME, "x: need at least 480 samples (one 30 ms frame at 16 kHz), got " + std::to_string(n));
-  check_audio(x, n, "x");
   const int64_t T = speech_num_frames(n);
   const int lv = level();
   const int L = lv == kAvx512 ? 16 : lv == kAvx2 ? 8 : 4;
   const int64_t nb = (T + L - 1) / L;
   (void)speech_tables();  // built before the threads start
   (void)fft_tables();
-#pragma omp parallel for schedule(static) if (nb >= 256)  // long audio only: cheap frames, busy cores
+  int ok = 1;
+#pragma omp parallel for schedule(static) if (nb >= 256) reduction(&& : ok)  // long audio only
   for (int64_t bi = 0; bi < nb; ++bi) {
     const int64_t t0 = bi * L, nt = std::min<int64_t>(L, T - t0);
+    // the audio check of samples [t0 hop, (t0 + L) hop) (to n for the last block), just before the block reads
+    // them: every sample once, from cache; the frames of a bad block are computed, then discarded by the throw
+    const int64_t c0 = t0 * SPEECH_HOP, c1 = bi == nb - 1 ? n : c0 + int64_t(L) * SPEECH_HOP;
+#if defined(__x86_64__) || defined(__i386__)
+    ok = (lv == kAvx512 ? avx512::audio_ok(x + c0, c1 - c0)
+          : lv == kAvx2 ? avx2::audio_ok(x + c0, c1 - c0) : base::audio_ok(x + c0, c1 - c0)) && ok;
+#else
+    ok = base::audio_ok(x + c0, c1 - c0) && ok;
+#endif
     const float* src[16];
     for (int l = 0; l < L; ++l) src[l] = x + (t0 + std::min<int64_t>(l, nt - 1)) * SPEECH_HOP;
     alignas(64) float tail[16 * SPEECH_NMELS];  // the last block: lanes past T repeat its last frame
@@ -131,6 +141,7 @@ void speech_logmel_f32(const float* x, int64_t n, float* feat) {
       base::frames_lanes<4>(src, out);
     if (out == tail) std::memcpy(feat + t0 * SPEECH_NMELS, tail, sizeof(float) * size_t(nt * SPEECH_NMELS));
   }
+  if (!ok) check_audio(x, n, "x");  // throws, naming the first bad sample
 }
 
 int64_t speech_logmel_stream_push_f32(LogMelStreamF32* st, const float* x, int64_t n, float* feat) {
@@ -163,7 +174,7 @@ void speech_rfft512_f32(const float* x, float* X) {
   for (int k = 0; k <= 128; ++k) {
     float xr, xi, yr, yi;
     base::split_pair<float>(ar, ai, T, k, xr, xi, yr, yi);
-    X[2 * k] = xr, X[2 * k + 1] = xi, X[2 * (256 - k)] = yr, X[2 * (256 - k) + 1] = yi;
+    X[2 * k] = 0.5f * xr, X[2 * k + 1] = 0.5f * xi, X[2 * (256 - k)] = 0.5f * yr, X[2 * (256 - k) + 1] = 0.5f * yi;
   }
 }
 

@@ -134,11 +134,12 @@ void speech_logmel_f32(const float* x, int64_t n, float* feat) {
     alignas(64) float tail[16 * SPEECH_NMELS];  // the last block: lanes past T repeat its last frame
     float* out = nt == L ? feat + t0 * SPEECH_NMELS : tail;
 #if defined(__x86_64__) || defined(__i386__)
-    if (lv == kAvx512) avx512::frames_lanes<16>(src, out);
-    else if (lv == kAvx2) avx2::frames_lanes<8>(src, out);
+    const bool contiguous = nt == L;
+    if (lv == kAvx512) contiguous ? avx512::frames_lanes<16, true>(src, out) : avx512::frames_lanes<16>(src, out);
+    else if (lv == kAvx2) contiguous ? avx2::frames_lanes<8, true>(src, out) : avx2::frames_lanes<8>(src, out);
     else
 #endif
-      base::frames_lanes<4>(src, out);
+      contiguous ? base::frames_lanes<4, true>(src, out) : base::frames_lanes<4>(src, out);
     if (out == tail) std::memcpy(feat + t0 * SPEECH_NMELS, tail, sizeof(float) * size_t(nt * SPEECH_NMELS));
   }
   if (!ok) check_audio(x, n, "x");  // throws, naming the first bad sample

@@ -5,6 +5,9 @@
 #include <cstring>
 #include <string>
 #include <utility>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "edgelearn/common.h"
 #include "edgelearn/speech.h"
@@ -46,13 +49,13 @@ namespace base {
 }  // namespace base
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,fma")
 namespace avx2 {
 #include "logmel_f32_lanes.inc"
 }  // namespace avx2
 #pragma GCC pop_options
 #pragma GCC push_options
-#pragma GCC target("avx512f")
+#pragma GCC target("avx512f,avx2,fma")
 namespace avx512 {
 #include "logmel_f32_lanes.inc"
 }  // namespace avx512
@@ -67,7 +70,7 @@ int g_forced = -1;
 int best_level() {
 #if defined(__x86_64__) || defined(__i386__)
   if (__builtin_cpu_supports("avx512f")) return kAvx512;
-  if (__builtin_cpu_supports("avx2")) return kAvx2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kAvx2;
 #endif
   return kBase;
 }
@@ -157,7 +160,11 @@ int64_t speech_logmel_stream_push_f32(LogMelStreamF32* st, const float* x, int64
     st->fill += int32_t(take), x += take, n -= take;
     if (st->fill == SPEECH_FRAME) {
       const float* src[1] = {st->buf};
-      base::frames_lanes<1>(src, feat + out * SPEECH_NMELS);
+#if defined(__x86_64__) || defined(__i386__)
+      if (level() >= kAvx2) avx2::frames_lanes<1>(src, feat + out * SPEECH_NMELS);  // inlined FMA, same bits
+      else
+#endif
+        base::frames_lanes<1>(src, feat + out * SPEECH_NMELS);
       ++out, ++st->frames;
       std::memmove(st->buf, st->buf + SPEECH_HOP, sizeof(float) * (SPEECH_FRAME - SPEECH_HOP));
       st->fill = SPEECH_FRAME - SPEECH_HOP;

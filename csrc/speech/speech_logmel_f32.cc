@@ -1,6 +1,7 @@
 // speech_logmel_f32: the float32 log-mel front-end (speech.h), offline and streaming. Frames go through
-// frames_lanes<L> 16, 8 or 4 at a time (avx512f, avx2, baseline SSE2 targets chosen at run time) and 1 at a time
-// for tails and streams; every lane width performs the same operations, so every path gives the same bits.
+// frames_lanes<L> (logmel_f32_lanes.inc) 16, 8 or 4 at a time (avx512f, avx2+fma, baseline SSE2 targets chosen at
+// run time; the last block padded with copies of its last frame) and 1 at a time for streams; every lane width
+// performs the same operations (fused multiply-adds included), so every path gives the same bits.
 #include <cmath>
 #include <cstring>
 #include <string>

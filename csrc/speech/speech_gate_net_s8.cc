@@ -199,15 +199,25 @@ GateNet speech_gate_net_parse(const uint8_t* blob, int64_t nbytes, const char* n
 void speech_gate_net_force_level(int level) { g_forced = level; }
 
 void speech_gate_net_s8(const GateNet& net, const int16_t* feat, int64_t T, int8_t* scratch, int32_t* logits,
-                        uint8_t* gates) {
+                        uint8_t* gates, int64_t block) {
   check(T >= 1, "feat: need at least one frame");
+  check(block >= 1, "block: must be >= 1 segments, got " + std::to_string(block));
   static const int best = best_level();
   const int lv = g_forced < 0 || g_forced > best ? best : g_forced;
 #if defined(__x86_64__) || defined(__i386__)
-  if (lv == kAvx512) return avx512::run(net, feat, T, scratch, logits, gates);
-  if (lv == kAvx2) return avx2::run(net, feat, T, scratch, logits, gates);
+  if (lv == kAvx512) avx512::run(net, feat, T, scratch, logits, gates);
+  else if (lv == kAvx2) avx2::run(net, feat, T, scratch, logits, gates);
+  else
 #endif
-  base::run(net, feat, T, scratch, logits, gates);
+    base::run(net, feat, T, scratch, logits, gates);
+  if (block == 1) return;  // run wrote gate = logit > 0
+  const int64_t S = speech_gate_net_segments(net, T);
+  for (int64_t b0 = 0; b0 < S; b0 += block) {
+    const int64_t b1 = std::min(S, b0 + std::min(block, S));
+    int64_t sum = 0;  // |sum| < S 2^31: no overflow
+    for (int64_t s = b0; s < b1; ++s) sum += logits[s];
+    std::memset(gates + b0, sum > 0 ? 1 : 0, size_t(b1 - b0));
+  }
 }
 
 }  // namespace edgelearn

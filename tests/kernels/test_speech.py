@@ -236,6 +236,33 @@ def test_gate_net_paths_bit_exact_with_twin():
         _kernels._speech_force_level("")
 
 
+def test_gate_net_block_gates():
+    rng = np.random.default_rng(12)
+    net = speech_random_gate_net(rng, F=2, hidden=[16], k=3)
+    blob = speech.gate_net_pack(net)
+    feat = rng.integers(-14196, 12776, size=(61, 40)).astype(np.int16)  # S = 31
+    logits, g1 = speech.speech_gate_net_s8(feat, blob)
+    assert np.array_equal(speech.speech_gate_net_s8(feat, blob, block=1)[1], g1)
+    for B in (2, 3, 7, 31, 32, 10**9):
+        got, gates = speech.speech_gate_net_s8(feat, blob, block=B)
+        assert np.array_equal(got, logits)  # the logits do not depend on the block
+        want = ref.speech_gate_net_s8(feat, net, block=B)
+        assert np.array_equal(gates, want[1]) and np.array_equal(got, want[0])
+        for b0 in range(0, logits.size, B):  # the rule, spelled out
+            assert (gates[b0: b0 + B] == int(logits[b0: b0 + B].astype(np.int64).sum() > 0)).all()
+    for sign in (1, -1):  # logits of 2^30 - 1: a block of 4 sums past int32 (int64 sums do not wrap)
+        top = {**net["layers"][-1], "bias": np.array([sign * (2**30 - 1)], np.int32),
+               "W": np.zeros_like(net["layers"][-1]["W"])}
+        loud = {**net, "layers": [*net["layers"][:-1], top]}
+        got, gates = speech.speech_gate_net_s8(feat, loud, block=4)
+        assert (got == sign * (2**30 - 1)).all() and (gates == (sign > 0)).all()
+    for bad, err in ((0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(err, match="^block"):
+            speech.speech_gate_net_s8(feat, blob, block=bad)
+    with pytest.raises(ValueError, match="^block"):  # the C++ kernel checks too
+        _kernels.speech_gate_net_s8(feat, blob, 0)
+
+
 def test_gate_net_quantize_follows_the_float_network(audio):
     rng = np.random.default_rng(8)
     feats = [speech.speech_logmel_q15(speech.float_to_q15(speech_test_audio(rng, 16000 * 2))) for _ in range(6)]

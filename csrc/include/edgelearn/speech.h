@@ -209,7 +209,9 @@ GateNet speech_gate_net_parse(const uint8_t* blob, int64_t nbytes, const char* n
 inline int64_t speech_gate_net_segments(const GateNet& net, int64_t T) { return (T + net.F - 1) / net.F; }
 inline int64_t speech_gate_net_scratch_bytes(int64_t S) { return 2 * S * GATE_MAX_CH; }
 // feat [T, 40] q15 log-mel; logits int32 [S], gates uint8 [S]; scratch int8 [2 S GATE_MAX_CH].
+// block B >= 1: gates decided per block of B consecutive segments (blocks start at segment 0, the last may be
+// shorter): every segment of a block gets gate = (sum of the block's logits, int64) > 0; B = 1: gate = logit > 0.
 void speech_gate_net_s8(const GateNet& net, const int16_t* feat, int64_t T, int8_t* scratch, int32_t* logits,
-                        uint8_t* gates);
+                        uint8_t* gates, int64_t block = 1);
 
 }  // namespace edgelearn

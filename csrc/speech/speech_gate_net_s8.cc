@@ -64,7 +64,9 @@ inline int32_t hsum8(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
   return _mm_cvtsi128_si32(s);
 }
-inline __m256i w16(const int8_t* p) { return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m256i w16(const int8_t* p) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
 inline void dots(const int8_t* W, const int16_t* x, int32_t kc, int32_t cout, int32_t* acc) {
   const int32_t n16 = kc / 16 * 16;
   int32_t o = 0;

@@ -50,6 +50,9 @@ def test_float_paths_and_lane_widths_identical(audio):
             assert np.array_equal(speech.speech_logmel_f32(audio), want), level
             for n in (480, 800, 480 + 320 * 17):  # tails that do not fill a lane group
                 assert np.array_equal(speech.speech_logmel_f32(audio[:n]), want[: speech.num_frames(n)])
+            st = speech.LogMelStream("float32")  # one frame at a time (L = 1) under this level
+            assert np.array_equal(np.concatenate([st.push(audio[:4000]), st.push(audio[4000:8000])]),
+                                  want[: speech.num_frames(8000)]), level
     finally:
         _kernels._speech_force_level("")
 

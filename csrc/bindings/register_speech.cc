@@ -145,7 +145,7 @@ void register_speech(py::module_& m) {
       py::arg("net"), "Parse + validate a gate-network blob (ValueError naming 'net').");
   m.def(
       "speech_gate_net_s8",
-      [](py::object feat_, py::object blob_) {
+      [](py::object feat_, py::object blob_, int64_t block) {
         auto f = require<int16_t>(feat_, "feat", 2);
         if (f.shape(1) != SPEECH_NMELS)
           throw ArgError("feat: expected shape [T, 40], got [" + std::to_string(f.shape(0)) + ", " +
@@ -162,12 +162,13 @@ void register_speech(py::module_& m) {
         uint8_t* pg = gates.mutable_data();
         {
           py::gil_scoped_release nogil;
-          speech_gate_net_s8(net, pf, T, scratch.data(), pl, pg);
+          speech_gate_net_s8(net, pf, T, scratch.data(), pl, pg, block);
         }
         return py::make_tuple(logits, gates);
       },
-      py::arg("feat"), py::arg("net"),
-      "q15 log-mel [T, 40] int16, blob uint8 -> (logits int32 [S], gates uint8 [S]), S = ceil(T / F).");
+      py::arg("feat"), py::arg("net"), py::arg("block") = 1,
+      "q15 log-mel [T, 40] int16, blob uint8 -> (logits int32 [S], gates uint8 [S]), S = ceil(T / F); block B:\n"
+      "gates per B consecutive segments, kept when the block's logits sum to > 0.");
 
   m.def("_speech_level", &speech_level, "Lane path of the float front-end: 'avx512', 'avx2' or 'baseline'.");
   m.def(

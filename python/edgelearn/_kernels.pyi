@@ -191,9 +191,10 @@ def _speech_gate_net_parse(net: npt.NDArray[np.uint8]) -> _GateNet:
     """Parse and validate a gate-network blob (ValueError naming 'net')."""
 
 def speech_gate_net_s8(
-    feat: npt.NDArray[np.int16], net: npt.NDArray[np.uint8]
+    feat: npt.NDArray[np.int16], net: npt.NDArray[np.uint8], block: int = 1
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
-    """q15 log-mel [T, 40] + blob -> (logits int32 [S], gates uint8 [S]), S = ceil(T / F)."""
+    """q15 log-mel [T, 40] + blob -> (logits int32 [S], gates uint8 [S]), S = ceil(T / F); gates per block of
+    `block` segments (kept when the block's logits sum to > 0)."""
 
 def _speech_level() -> str:
     """Lane path of the float front-end: 'avx512', 'avx2' or 'baseline'."""

@@ -50,6 +50,9 @@ def test_float_paths_and_lane_widths_identical(audio):
             assert np.array_equal(speech.speech_logmel_f32(audio), want), level
             for n in (480, 800, 480 + 320 * 17):  # tails that do not fill a lane group
                 assert np.array_equal(speech.speech_logmel_f32(audio[:n]), want[: speech.num_frames(n)])
+            st = speech.LogMelStream("float32")  # one frame at a time (L = 1) under this level
+            assert np.array_equal(np.concatenate([st.push(audio[:4000]), st.push(audio[4000:8000])]),
+                                  want[: speech.num_frames(8000)]), level
     finally:
         _kernels._speech_force_level("")
 
@@ -207,6 +210,60 @@ def test_gate_net_blob_roundtrip_and_bad_blobs():
     for key, val in (("F", 0), ("F", 65)):
         with pytest.raises(ValueError, match="^net:"):
             speech.gate_net_pack({**net, key: val})
+
+
+def test_gate_net_paths_bit_exact_with_twin():
+    # every SIMD build of the int8 dots (whole vectors, masked and scalar tails, outputs not a multiple of 4),
+    # the division-free pooling at its extremes (|feat| = 32768, F up to 64, short last segments)
+    rng = np.random.default_rng(11)
+    cases = []
+    for F, hidden, k in ((1, [64, 7], 9), (3, [5], 1), (64, [33, 32], 3), (7, [], 5), (2, [32, 32], 5)):
+        net = speech_random_gate_net(rng, F=F, hidden=hidden, k=k)
+        for T in (1, F, 3 * F + 1, 130):
+            feat = rng.integers(-32768, 32768, size=(T, 40)).astype(np.int16)
+            feat[: T // 2, ::3] = -32768
+            feat[T // 2:, 1::3] = 32767
+            cases.append((feat, net))
+    for _ in range(20):
+        net = speech_random_gate_net(rng)
+        cases.append((rng.integers(-14196, 12776, size=(int(rng.integers(1, 150)), 40)).astype(np.int16), net))
+    try:
+        for level in ("baseline", "avx2", "avx512"):
+            _kernels._speech_force_level(level)
+            for feat, net in cases:
+                want = ref.speech_gate_net_s8(feat, net)[0]
+                got, gates = speech.speech_gate_net_s8(feat, net)
+                assert np.array_equal(got, want), level
+                assert np.array_equal(gates, (want > 0).astype(np.uint8)), level
+    finally:
+        _kernels._speech_force_level("")
+
+
+def test_gate_net_block_gates():
+    rng = np.random.default_rng(12)
+    net = speech_random_gate_net(rng, F=2, hidden=[16], k=3)
+    blob = speech.gate_net_pack(net)
+    feat = rng.integers(-14196, 12776, size=(61, 40)).astype(np.int16)  # S = 31
+    logits, g1 = speech.speech_gate_net_s8(feat, blob)
+    assert np.array_equal(speech.speech_gate_net_s8(feat, blob, block=1)[1], g1)
+    for B in (2, 3, 7, 31, 32, 10**9):
+        got, gates = speech.speech_gate_net_s8(feat, blob, block=B)
+        assert np.array_equal(got, logits)  # the logits do not depend on the block
+        want = ref.speech_gate_net_s8(feat, net, block=B)
+        assert np.array_equal(gates, want[1]) and np.array_equal(got, want[0])
+        for b0 in range(0, logits.size, B):  # the rule, spelled out
+            assert (gates[b0: b0 + B] == int(logits[b0: b0 + B].astype(np.int64).sum() > 0)).all()
+    for sign in (1, -1):  # logits of 2^30 - 1: a block of 4 sums past int32 (int64 sums do not wrap)
+        top = {**net["layers"][-1], "bias": np.array([sign * (2**30 - 1)], np.int32),
+               "W": np.zeros_like(net["layers"][-1]["W"])}
+        loud = {**net, "layers": [*net["layers"][:-1], top]}
+        got, gates = speech.speech_gate_net_s8(feat, loud, block=4)
+        assert (got == sign * (2**30 - 1)).all() and (gates == (sign > 0)).all()
+    for bad, err in ((0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(err, match="^block"):
+            speech.speech_gate_net_s8(feat, blob, block=bad)
+    with pytest.raises(ValueError, match="^block"):  # the C++ kernel checks too
+        _kernels.speech_gate_net_s8(feat, blob, 0)
 
 
 def test_gate_net_quantize_follows_the_float_network(audio):

@@ -10,10 +10,12 @@
 // Per frame:
 //   window   periodic Hann  w[n] = 0.5 - 0.5 cos(2 pi n / 480), n < 480 (scipy.signal.get_window("hann", 480),
 //            librosa's default), zero-padded to 512
-//   rFFT     512-point real FFT: a 256-point complex radix-2 decimation-in-time FFT of z[n] = x[2n] + i x[2n+1]
-//            (bit-reversed load; stage m = 2, 4, ..., 256 uses twiddles W_m^j = exp(-2 pi i j / m)), then the
+//   rFFT     512-point real FFT: a 256-point complex FFT Z of z[n] = x[2n] + i x[2n+1], then the
 //            split step X[k] = (E + W_512^k O) / 2 with E = Z[k] + conj(Z[256-k]), O = -i (Z[k] - conj(Z[256-k]))
 //            (Z[256] = Z[0]), k = 0..256. Own code: no FFT library, the same source builds for a Cortex-M.
+//            float: radix-4 decimation in frequency (natural-order load, output in bit-reversed order; passes of
+//            span m = 256, 64, 16 with twiddles W_m^j, W_m^2j, W_m^3j, then m = 4 with unit twiddles);
+//            q15: radix-2 decimation in time (bit-reversed load; stage m = 2, 4, ..., 256, twiddles W_m^j).
 //   power    P[k] = Re(X[k])^2 + Im(X[k])^2, 257 bins
 //   mel      40 triangular bands, HTK mel scale mel(f) = 2595 log10(1 + f / 700), fmin = 0 Hz, fmax = 8000 Hz,
 //            no area normalisation: exactly librosa.filters.mel(sr=16000, n_fft=512, n_mels=40, fmin=0,
@@ -24,9 +26,12 @@
 // refused (ArgError naming the argument: that is unnormalised or broken audio). int16 audio x maps to x / 32768.
 //
 // speech_logmel_f32: float32 throughout (tables rounded from double). Frames are computed independently, 1, 4, 8
-// or 16 at a time in SIMD lanes (run-time dispatch: avx512f, avx2, baseline; -ffp-contract=off, no FMA, own log),
+// or 16 at a time in SIMD lanes (run-time dispatch: avx512f, avx2+fma, baseline; -ffp-contract=off, own log),
 // with the same IEEE operations in the same order in every lane width: results are identical on every path, for
-// any thread count and for any chunking of a stream. The NumPy twin (float64 FFT) agrees to atol 2e-5 + rtol 1e-6.
+// any thread count and for any chunking of a stream. Complex products, the split, the power and the mel sums use
+// explicit fused multiply-adds (one rounding): the FMA unit on avx2+fma / avx512f, std::fma on the baseline (a
+// libm call per lane on an x86 without FMA: correct, ~15x slower than before; the Cortex-M7 and NEON have FMA).
+// The NumPy twin (float64 FFT) agrees to atol 2e-5 + rtol 1e-6.
 //
 // speech_logmel_q15: int16 in, int16 out; the integer algorithm below is the definition (bit-exact NumPy twin).
 //   xw[n]   = (x[n] * wq[n] + 2^14) >> 15,  wq[n] = floor(32767 w[n] + 0.5)                  (|xw| < 2^15)
@@ -84,7 +89,9 @@
 //   (1..30)  in_offset[40]  in_mult[40]
 //   per layer: cin cout k relu  bias[cout]  mult[cout]  shift[cout]  W (cout k cin bytes, zero-padded to 4)
 // Scratch: caller-owned int8 [2 S GATE_MAX_CH] (speech_gate_net_scratch_bytes) for the activations, plus one
-// im2col row of k cin <= 576 bytes on the stack (CMSIS-NN style). Cost: S sum_l k cin cout MACs.
+// im2col row of k cin <= 576 values widened to int16 (1.2 KB) on the stack (CMSIS-NN style). Cost: S sum_l k cin
+// cout MACs. Host builds: baseline, AVX2 and AVX-512 BW int8 dots chosen at run time (speech_force_level), all
+// bit-exact with the twin.
 // Quantising a float (torch) network into this format: edgelearn.kernels.speech.gate_net_quantize (per-channel
 // weight scales, per-tensor activation scales calibrated on q15 features, multiplier in [2^30, 2^31)).
 #pragma once
@@ -202,7 +209,9 @@ GateNet speech_gate_net_parse(const uint8_t* blob, int64_t nbytes, const char* n
 inline int64_t speech_gate_net_segments(const GateNet& net, int64_t T) { return (T + net.F - 1) / net.F; }
 inline int64_t speech_gate_net_scratch_bytes(int64_t S) { return 2 * S * GATE_MAX_CH; }
 // feat [T, 40] q15 log-mel; logits int32 [S], gates uint8 [S]; scratch int8 [2 S GATE_MAX_CH].
+// block B >= 1: gates decided per block of B consecutive segments (blocks start at segment 0, the last may be
+// shorter): every segment of a block gets gate = (sum of the block's logits, int64) > 0; B = 1: gate = logit > 0.
 void speech_gate_net_s8(const GateNet& net, const int16_t* feat, int64_t T, int8_t* scratch, int32_t* logits,
-                        uint8_t* gates);
+                        uint8_t* gates, int64_t block = 1);
 
 }  // namespace edgelearn

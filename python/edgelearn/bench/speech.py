@@ -6,11 +6,17 @@ center=False, htk=True, norm=None, fmin=0, fmax=8000) then log(+2^-20), fed 16 l
 ours), against the same with librosa's mel matrix precomputed (stft + matmul: its fastest use), and against the
 float64 NumPy twin; results checked against both. speech_logmel_q15, speech_mask_segments_s16 and
 speech_gate_net_s8 against their bit-exact NumPy twins; streams against the offline calls. Timings: interleaved
-rounds, best of N, one thread (the kernels do not thread below ~80 s of audio). Costs for 4 s of audio from the
-kernels' constants (speech_cost): MACs and RAM of the q15 front-end + int8 gate network.
+rounds, best of N, every contender on one thread: the kernels do not thread below ~80 s of audio (OpenMP over
+blocks of 16 frames from 256 blocks on), and librosa's mel product and NumPy's BLAS are pinned to one thread with
+threadpoolctl (on a shared 2-core machine a two-thread OpenBLAS call stalls at its barrier behind a busy core and
+makes librosa look several times slower than it is); so every speed-up claim here is a one-thread ratio.
+Costs for 4 s of audio from the kernels' constants (speech_cost): MACs and RAM of the q15 front-end + int8 gate
+network.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -50,7 +56,23 @@ def _stream_identical(x, dtype, rng) -> bool:
     return bool(np.array_equal(np.concatenate(outs), off))
 
 
+def _one_thread():
+    """Every BLAS/OpenMP pool of the process on one thread inside the block (no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext(False)
+    return threadpool_limits(1)
+
+
 def run(quick: bool = False) -> Report:
+    with _one_thread() as limited:
+        report = _run(quick)
+    report.add(kernel="threads", one_thread=limited is not False)
+    return report
+
+
+def _run(quick: bool) -> Report:
     report = Report("speech")
     rng = np.random.default_rng(6)
     rounds, min_time = (3, 0.05) if quick else (7, 0.2)

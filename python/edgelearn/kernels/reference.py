@@ -426,9 +426,11 @@ def _round_div_away(a: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.where(a < 0, -q, q)
 
 
-def speech_gate_net_s8(feat, net: dict) -> tuple[np.ndarray, np.ndarray]:
+def speech_gate_net_s8(feat, net: dict, block: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The int8 gate network of speech.h on q15 features [T, 40] with weights `net` (the dict of
-    edgelearn.kernels.speech.gate_net_unpack). Returns (logits int32 [S], gates uint8 [S])."""
+    edgelearn.kernels.speech.gate_net_unpack). Returns (logits int32 [S], gates uint8 [S]); block B > 1: every
+    segment of each run of B segments (from segment 0; the last run may be shorter) gets (sum of the run's logits
+    > 0)."""
     feat = np.asarray(feat, np.int64)
     T, F = feat.shape[0], int(net["F"])
     S = -(-T // F)
@@ -451,7 +453,8 @@ def speech_gate_net_s8(feat, net: dict) -> tuple[np.ndarray, np.ndarray]:
             acc = acc + pad[j: j + S] @ W[:, j, :].T
         if li == len(layers) - 1:
             logits = acc[:, 0].astype(np.int32)
-            return logits, (logits > 0).astype(np.uint8)
+            sums = np.add.reduceat(logits.astype(np.int64), np.arange(0, S, block))
+            return logits, np.repeat(sums > 0, block)[:S].astype(np.uint8)
         shift = np.asarray(L["shift"], np.int64)
         v = (acc * np.asarray(L["mult"], np.int64) + (np.int64(1) << (shift - 1))) >> shift
         a = np.clip(v, 0 if L["relu"] else -128, 127)

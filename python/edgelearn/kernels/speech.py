@@ -240,13 +240,16 @@ def _net_blob(net) -> np.ndarray:
     return v.array(net, "net", np.uint8, 1)
 
 
-def speech_gate_net_s8(feat, net) -> tuple[np.ndarray, np.ndarray]:
+def speech_gate_net_s8(feat, net, block: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """q15 log-mel features int16 [T, 40] and a gate network (blob or dict) -> (logits int32 [S], gates uint8
-    [S]), S = ceil(T / F); gate = logit > 0. Bit-exact with its twin."""
+    [S]), S = ceil(T / F); gate = logit > 0. block B > 1: the gates of B consecutive segments (blocks from segment
+    0, the last one may be shorter) are decided together: all kept when the block's logits sum (int64) to > 0.
+    Bit-exact with its twin."""
     f = v.array(feat, "feat", np.int16, 2)
     if f.shape[1] != N_MELS:
         raise ValueError(f"feat: expected shape [T, 40], got {f.shape}")
-    return _kernels.speech_gate_net_s8(f, _net_blob(net))
+    block = v.integer(block, "block", 1)
+    return _kernels.speech_gate_net_s8(f, _net_blob(net), block)
 
 
 def _pool(feat: np.ndarray, F: int) -> np.ndarray:

@@ -16,6 +16,8 @@ EXAMPLES_TRAIN = """examples:
   edgelearn speech train                              cloud SLU, mask generator (gamma 0.15), fine-tuning, int8 export
   edgelearn speech train --gamma 0.3 --epochs-mask 10 --models runs/speech/g03
   edgelearn speech train --keep-target 0.35 --block 3 --rounds 2 --cloud-from runs/speech/m90 --models runs/speech/k35
+  edgelearn speech train --keep-target 0.45 --rounds 2 --epochs-ft 32 --lr-ft 3e-3 --ft-temp 4 --device-gates \\
+      --cloud-from runs/speech/m90 --models runs/speech/k45      fine-tuning on sampled masks (docs/speech.md)
 """
 EXAMPLES_EVAL = """examples:
   edgelearn speech eval --json runs/speech/eval.json --plot runs/speech/gates.png

@@ -29,8 +29,9 @@ from torch.nn import functional as F
 from edgelearn.speech.audio import read_wav
 from edgelearn.speech.features import logmel_torch, n_frames
 from edgelearn.speech.mask import apply_mask, extend_gates, random_gates
-from edgelearn.speech.models import (FRAMES_PER_SEG, SEG, CloudSLU, GateNet, hard_concrete_deterministic, hard_concrete_p_open,
-                                     hard_concrete_sample, pool_gates, spec_augment, upsample_gates)
+from edgelearn.speech.models import (FRAMES_PER_SEG, SEG, CloudSLU, GateNet, hard_concrete_deterministic,
+                                     hard_concrete_p_open, hard_concrete_sample, pool_gates, spec_augment,
+                                     upsample_gates)
 from edgelearn.speech.synth import load_manifest
 
 

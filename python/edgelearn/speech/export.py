@@ -30,12 +30,7 @@ def export_gatenet_s8(gatenet, calibration_audio: list[np.ndarray], path) -> np.
 def gates_s8(blob, x: np.ndarray, block: int = 1) -> np.ndarray:
     """On-device gates of int16 audio x: q15 front-end + int8 gate network (uint8 [S], 1 = keep). block > 1:
     blocks of `block` segments keep together when the sum of their int32 logits is > 0 (the float path's mean
-    of log_alpha > 0, ``models.pool_gates``), a running sum on the device after the kernel."""
+    of log_alpha > 0, ``models.pool_gates``), summed inside the kernel (speech_gate_net_s8's block argument)."""
     from edgelearn.kernels import speech as ks
 
-    logits, gates = ks.speech_gate_net_s8(ks.speech_logmel_q15(x), blob)
-    if block == 1:
-        return gates
-    S = logits.size
-    sums = np.add.reduceat(logits.astype(np.int64), np.arange(0, S, block))
-    return np.repeat(sums > 0, block)[:S].astype(np.uint8)
+    return ks.speech_gate_net_s8(ks.speech_logmel_q15(x), blob, block)[1]

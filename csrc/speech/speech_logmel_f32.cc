@@ -126,7 +126,7 @@ void speech_logmel_f32(const float* x, int64_t n, float* feat) {
   (void)speech_tables();  // built before the threads start
   (void)fft_tables();
   int ok = 1;
-#pragma omp parallel for schedule(static) if (nb >= 256) reduction(&& : ok)  // long audio only
+#pragma omp parallel for schedule(static) if (nb >= 16) reduction(&& : ok)  // >= 16 blocks (5 s at 16 lanes)
   for (int64_t bi = 0; bi < nb; ++bi) {
     const int64_t t0 = bi * L, nt = std::min<int64_t>(L, T - t0);
     // the audio check of samples [t0 hop, (t0 + L) hop) (to n for the last block), just before the block reads

@@ -392,3 +392,19 @@ def test_mutated_gate_blobs_never_crash():
             assert logits.shape == gates.shape
         except ValueError as e:
             assert str(e).startswith("net:")
+
+
+def test_float_offline_same_bits_for_any_thread_count():
+    # 20 s: enough frame blocks for the OpenMP split (from 5 s on); blocks are independent, so bits must not change
+    import edgelearn
+
+    x = speech_test_audio(np.random.default_rng(9), 320000)
+    before = edgelearn.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            edgelearn.set_num_threads(n)
+            outs.append(speech.speech_logmel_f32(x))
+    finally:
+        edgelearn.set_num_threads(before)
+    assert all(np.array_equal(o.view(np.uint32), outs[0].view(np.uint32)) for o in outs[1:])

@@ -198,6 +198,40 @@ def test_cmvn_ignores_silent_frames_and_spec_augment_masks():
     assert torch.equal(h, spec_augment(f, torch.Generator().manual_seed(1), max_time=5, max_freq=3))
 
 
+def _arpa_prob(arpa: str, gram: tuple) -> float:
+    """P(gram[-1] | gram[:-1]) by the ARPA back-off rule, read back from the text."""
+    table, n = {}, 0
+    for line in arpa.splitlines():
+        if line.endswith("-grams:"):
+            n = int(line[1])
+        elif line and not line.startswith(("\\", "ngram")):
+            f = line.split()
+            table[tuple(f[1: 1 + n])] = (float(f[0]), float(f[1 + n]) if len(f) > 1 + n else 0.0)
+
+    def p(g):
+        if g in table:
+            return 10 ** table[g][0]
+        return (10 ** table[g[:-1]][1] if g[:-1] in table else 1.0) * p(g[1:])
+    return p(gram)
+
+
+def test_trigram_lm_is_a_distribution_and_knows_the_phrasings():
+    from edgelearn.speech.attacks import ngram_arpa
+    from edgelearn.speech.synth import vocabulary
+
+    texts = ["set an alarm for noon", "set an alarm for six am", "call john", "call mary please",
+             "set a reminder for the dentist today", "call zorblax now"]   # an out-of-vocabulary word is skipped
+    arpa = ngram_arpa(texts, 3)
+    assert arpa.startswith("\\data\\") and "\\3-grams:" in arpa and "zorblax" not in arpa
+    words = vocabulary() + ["</s>"]
+    for h in [("<s>",), ("set", "an"), ("<s>", "set"), ("call",), ("abba", "madonna"), ("for", "noon")]:
+        assert abs(sum(_arpa_prob(arpa, h + (w,)) for w in words) - 1) < 2e-3, h   # seen, unseen histories
+    assert _arpa_prob(arpa, ("set", "an", "alarm")) > 0.5 > 100 * _arpa_prob(arpa, ("set", "an", "abba"))
+    assert _arpa_prob(arpa, ("an", "abba")) > 0   # every vocabulary word stays reachable
+    with pytest.raises(ValueError, match="order"):
+        ngram_arpa(texts, 0)
+
+
 def test_unigram_lm_and_validation_split():
     from edgelearn.speech.attacks import unigram_arpa
     from edgelearn.speech.train import Corpus, split_validation

@@ -3,9 +3,11 @@
 - ASR: pocketsphinx (CMU, its shipped US-English acoustic model and dictionary), made *informed* in two ways:
   ``grammar="jsgf"``: a JSGF grammar built from the corpus's own phrasings and slot vocabularies, so it only has
   to choose among the sentences the corpus can contain (the strongest attacker: it can fill masked-out words from
-  the phrasing it recognises); ``grammar="unigram"``: a word loop over the corpus vocabulary weighted by word
-  frequencies of the training transcripts (a unigram LM: it knows the words, not the sentences, so it must hear
-  each word). Reports word error rate and entity (slot-value) error rate.
+  the phrasing it recognises); ``grammar="trigram"``: a back-off trigram LM of the training transcripts over the
+  corpus vocabulary (it knows which words follow which, not the whole sentences: a language model as an ASR
+  system would have for the domain); ``grammar="unigram"``: a word loop weighted by word frequencies (it knows the
+  words only, so it must hear each word; too weak on clean audio to carry a privacy claim). Reports word error
+  rate and entity (slot-value) error rate.
   Masked audio has runs of digital silence, on which pocketsphinx often ends without a hypothesis (an empty
   transcript: WER 100% for nothing); the attackers therefore also decode it with those runs filled by noise at the
   utterance's own noise floor (``fill_silence``), and the evaluation keeps the lower WER of the two.
@@ -66,17 +68,68 @@ def unigram_arpa(transcripts: list[str]) -> str:
     return "\n".join(lines + ["", "\\end\\", ""])
 
 
+def ngram_arpa(transcripts: list[str], order: int = 3) -> str:
+    """An ARPA back-off LM of the given order over the corpus vocabulary. Unigrams as unigram_arpa (add-one over
+    the vocabulary, so every word can be recognised); orders 2..order interpolated Witten-Bell from the counts of
+    `transcripts` (sentences padded with <s>, </s>; n-grams with words outside the vocabulary skipped):
+    P(w | h) = (c(h w) + N(h) P(w | h')) / (c(h) + N(h)), N(h) = distinct words seen after h, h' = h without its
+    first word. Written in back-off form: seen n-grams with that probability, and the back-off weight of a history
+    is N(h) / (c(h) + N(h)) (1 for histories never seen), which gives every unseen word the interpolated
+    probability exactly; so P(. | h) sums to 1 over the vocabulary and </s> for every history."""
+    from collections import Counter
+
+    from edgelearn.speech.synth import vocabulary
+
+    if order < 1:
+        raise ValueError(f"order must be >= 1, got {order}")
+    vocab = vocabulary()
+    known = set(vocab) | {"<s>", "</s>"}
+    sents = [["<s>", *t.split(), "</s>"] for t in transcripts]
+    c1 = Counter(w for s in sents for w in s[1:-1])
+    total = sum(c1[w] + 1 for w in vocab) + len(sents)
+    probs: list[dict] = [{}, {(w,): (c1[w] + 1) / total for w in vocab}]
+    probs[1][("</s>",)] = max(len(sents), 1) / total
+    bow: dict[tuple, float] = {}
+
+    def p(g: tuple) -> float:   # the model's probability of g[-1] after g[:-1]
+        if len(g) == 1:
+            return probs[1][g]
+        if g in probs[len(g)]:
+            return probs[len(g)][g]
+        return bow.get(g[:-1], 1.0) * p(g[1:])
+
+    for n in range(2, order + 1):
+        cn = Counter(tuple(s[i: i + n]) for s in sents for i in range(len(s) - n + 1)
+                     if known.issuperset(s[i: i + n]))
+        ch, nh = Counter(), Counter()
+        for g, k in cn.items():
+            ch[g[:-1]] += k
+            nh[g[:-1]] += 1
+        probs.append({g: (k + nh[g[:-1]] * p(g[1:])) / (ch[g[:-1]] + nh[g[:-1]]) for g, k in cn.items()})
+        bow.update({h: nh[h] / (ch[h] + nh[h]) for h in ch})
+    lines = ["\\data\\"] + [f"ngram {n}={len(probs[n]) + (n == 1)}" for n in range(1, order + 1)]
+    for n in range(1, order + 1):
+        lines += ["", f"\\{n}-grams:"]
+        if n == 1:
+            lines.append("-99.0000 <s>" + (f" {np.log10(bow[('<s>',)]):.4f}" if ("<s>",) in bow else ""))
+        for g, pr in probs[n].items():
+            b = f" {np.log10(bow[g]):.4f}" if n < order and g in bow else ""
+            lines.append(f"{np.log10(pr):.4f} {' '.join(g)}{b}")
+    return "\n".join(lines + ["", "\\end\\", ""])
+
+
 class SphinxASR:
-    """pocketsphinx informed by the corpus: grammar="jsgf" (its sentences) or "unigram" (its words, weighted by
-    the training transcripts' counts); transcribe(int16 audio) -> text."""
+    """pocketsphinx informed by the corpus: grammar="jsgf" (its sentences), "trigram" (a trigram LM of the
+    training transcripts) or "unigram" (its words, weighted by the training transcripts' counts);
+    transcribe(int16 audio) -> text."""
 
     def __init__(self, grammar: str = "jsgf", transcripts: list[str] | None = None):
         try:
             from pocketsphinx import Decoder
         except ImportError as e:
             raise ImportError(f"{e}: the ASR attacker needs pocketsphinx: pip install pocketsphinx") from e
-        if grammar not in ("jsgf", "unigram"):
-            raise ValueError(f"grammar: 'jsgf' or 'unigram', got {grammar!r}")
+        if grammar not in ("jsgf", "trigram", "unigram"):
+            raise ValueError(f"grammar: 'jsgf', 'trigram' or 'unigram', got {grammar!r}")
         self.grammar = grammar
         with tempfile.TemporaryDirectory() as td:   # the decoder reads the grammar / LM when it is made
             if grammar == "jsgf":
@@ -85,7 +138,8 @@ class SphinxASR:
                 self.decoder = Decoder(samprate=16000, jsgf=str(g), loglevel="FATAL")
             else:
                 g = Path(td) / "corpus.arpa"
-                g.write_text(unigram_arpa(transcripts or []))
+                lm = ngram_arpa(transcripts or [], 3) if grammar == "trigram" else unigram_arpa(transcripts or [])
+                g.write_text(lm)
                 self.decoder = Decoder(samprate=16000, lm=str(g), loglevel="FATAL")
 
     def transcribe(self, x: np.ndarray) -> str:

@@ -83,7 +83,7 @@ def cmd_eval(args) -> int:
     from edgelearn.speech.evaluate import evaluate
 
     torch.set_num_threads(args.threads)
-    rep = evaluate(args.corpus, args.models, n_asr=args.n_asr, n_asr_unigram=args.n_asr_unigram, seed=args.seed,
+    rep = evaluate(args.corpus, args.models, n_asr=args.n_asr, n_asr_lm=args.n_asr_lm, seed=args.seed,
                    plot=args.plot, split=args.split, log=lambda s: print(s, flush=True))
     claims = [c.to_json() for c in rep.claims]
     print("\nclaims:")
@@ -152,8 +152,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    "and --val-speakers): skips stage 1")
     e = ss.choices["eval"]
     e.add_argument("--n-asr", type=int, default=48, help="test utterances decoded by the JSGF-grammar ASR attacker")
-    e.add_argument("--n-asr-unigram", type=int, default=24,
-                   help="test utterances decoded by the unigram-LM ASR attacker (slower; 0 = skip)")
+    e.add_argument("--n-asr-lm", "--n-asr-unigram", dest="n_asr_lm", type=int, default=24,
+                   help="test utterances decoded by the trigram-LM ASR attacker (0 = skip)")
     e.add_argument("--split", choices=("test", "validation"), default="test",
                    help="test speakers, or the training run's validation speakers (to choose settings)")
     e.add_argument("--plot", metavar="PNG", help="gates over waveform and spectrogram of one test utterance")

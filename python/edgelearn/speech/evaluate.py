@@ -132,7 +132,7 @@ def cost_claims(report: Report, gatenet=None, blob=None, seconds: float = 4.0, t
 
 
 def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | None = None, log=print,
-             n_asr_unigram: int = 24, speaker_utts: int = 30, split: str = "test") -> Report:
+             n_asr_lm: int = 24, speaker_utts: int = 30, split: str = "test") -> Report:
     """Utility, privacy and cost claims on the test speakers (split="test"), or on the training run's validation
     speakers (split="validation": for choosing settings without looking at the test speakers)."""
     rep = Report("speech")
@@ -189,7 +189,7 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
     asr_out = {}
     train_texts = [u["text"] for u in full.utts if u["split"] == "train"]   # (validation speakers' included: the
                                                                               # attacker knows the corpus's words)
-    for grammar, n in (("jsgf", n_asr), ("unigram", n_asr_unigram)):
+    for grammar, n in (("jsgf", n_asr), ("trigram", n_asr_lm)):
         if n <= 0:
             continue
         pk = np.sort(pick[:n])
@@ -209,7 +209,7 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
                 entity_error_masked_filled=filled["entity_error_rate"],
                 examples_clean=clean["examples"], examples_masked=masked["examples"])
         asr_out[grammar] = (clean, masked)
-        what = "JSGF grammar of the corpus's sentences" if grammar == "jsgf" else "unigram LM of the corpus's words"
+        what = "JSGF grammar of the corpus's sentences" if grammar == "jsgf" else "trigram LM of the training transcripts"
         rep.claim(f"privacy: ASR WER on clean {split} audio ({what})", clean["wer"], "<= 0.15")
         rep.claim(f"privacy: ASR WER on masked {split} audio ({what})", masked["wer"], ">= 0.70")
         rep.claim(f"privacy: entity error rate on masked audio ({what}; clean {clean['entity_error_rate']:.3f})",

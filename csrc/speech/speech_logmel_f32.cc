@@ -2,9 +2,9 @@
 // frames_lanes<L> (logmel_f32_lanes.inc) 16, 8 or 4 at a time (avx512f, avx2+fma, baseline SSE2 targets chosen at
 // run time; the last block padded with copies of its last frame) and 1 at a time for streams; every lane width
 // performs the same operations (fused multiply-adds included), so every path gives the same bits. The audio check
-// (finite, |x| <= 32768) costs no pass of its own: each block checks its samples as frames_lanes loads them (the
-// last block, whose samples run to n, checks them with audio_ok); a failure is reported after the loop, naming
-// the first bad sample.
+// (finite, |x| <= 32768) costs no pass of its own for audio in [-1, 1]: each block tests its samples as
+// frames_lanes loads them (an OR of the bit patterns; if that fails, and for the last block, whose samples run to
+// n, audio_ok checks exactly); a failure is reported after the loop, naming the first bad sample.
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -146,16 +146,17 @@ void speech_logmel_f32(const float* x, int64_t n, float* feat) {
     else
 #endif
       blk_ok = contiguous ? base::frames_lanes<4, true>(src, out) : base::frames_lanes<4>(src, out);
-    // the audio check: every block but the last checks samples [t0 hop, (t0 + L) hop) as frames_lanes loads
-    // them (contiguous); the last one checks [t0 hop, n) here, the tail past its frames included. The frames of
-    // a bad block are computed, then discarded by the throw.
-    if (bi == nb - 1) {
-      const int64_t c0 = t0 * SPEECH_HOP;
+    // the audio check: every block but the last tests samples [t0 hop, (t0 + L) hop) as frames_lanes loads them
+    // (contiguous); when that quick test fails (bad or near-full-scale audio) they are checked exactly here, and
+    // the last block checks [t0 hop, n), the tail past its frames included. The frames of a bad block are
+    // computed, then discarded by the throw.
+    if (!blk_ok || bi == nb - 1) {
+      const int64_t c0 = t0 * SPEECH_HOP, c = (bi == nb - 1 ? n : c0 + int64_t(L) * SPEECH_HOP) - c0;
 #if defined(__x86_64__) || defined(__i386__)
-      blk_ok = lv == kAvx512 ? avx512::audio_ok(x + c0, n - c0)
-               : lv == kAvx2 ? avx2::audio_ok(x + c0, n - c0) : base::audio_ok(x + c0, n - c0);
+      blk_ok = lv == kAvx512 ? avx512::audio_ok(x + c0, c)
+               : lv == kAvx2 ? avx2::audio_ok(x + c0, c) : base::audio_ok(x + c0, c);
 #else
-      blk_ok = base::audio_ok(x + c0, n - c0);
+      blk_ok = base::audio_ok(x + c0, c);
 #endif
     }
     ok = blk_ok && ok;

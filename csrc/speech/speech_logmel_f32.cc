@@ -1,7 +1,10 @@
 // speech_logmel_f32: the float32 log-mel front-end (speech.h), offline and streaming. Frames go through
 // frames_lanes<L> (logmel_f32_lanes.inc) 16, 8 or 4 at a time (avx512f, avx2+fma, baseline SSE2 targets chosen at
 // run time; the last block padded with copies of its last frame) and 1 at a time for streams; every lane width
-// performs the same operations (fused multiply-adds included), so every path gives the same bits.
+// performs the same operations (fused multiply-adds included), so every path gives the same bits. The audio check
+// (finite, |x| <= 32768) costs no pass of its own for audio in [-1, 1]: each block tests its samples as
+// frames_lanes loads them (an OR of the bit patterns; if that fails, and for the last block, whose samples run to
+// n, audio_ok checks exactly); a failure is reported after the loop, naming the first bad sample.
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -129,26 +132,34 @@ void speech_logmel_f32(const float* x, int64_t n, float* feat) {
 #pragma omp parallel for schedule(static) if (nb >= 16) reduction(&& : ok)  // >= 16 blocks (5 s at 16 lanes)
   for (int64_t bi = 0; bi < nb; ++bi) {
     const int64_t t0 = bi * L, nt = std::min<int64_t>(L, T - t0);
-    // the audio check of samples [t0 hop, (t0 + L) hop) (to n for the last block), just before the block reads
-    // them: every sample once, from cache; the frames of a bad block are computed, then discarded by the throw
-    const int64_t c0 = t0 * SPEECH_HOP, c1 = bi == nb - 1 ? n : c0 + int64_t(L) * SPEECH_HOP;
-#if defined(__x86_64__) || defined(__i386__)
-    ok = (lv == kAvx512 ? avx512::audio_ok(x + c0, c1 - c0)
-          : lv == kAvx2 ? avx2::audio_ok(x + c0, c1 - c0) : base::audio_ok(x + c0, c1 - c0)) && ok;
-#else
-    ok = base::audio_ok(x + c0, c1 - c0) && ok;
-#endif
     const float* src[16];
     for (int l = 0; l < L; ++l) src[l] = x + (t0 + std::min<int64_t>(l, nt - 1)) * SPEECH_HOP;
     alignas(64) float tail[16 * SPEECH_NMELS];  // the last block: lanes past T repeat its last frame
     float* out = nt == L ? feat + t0 * SPEECH_NMELS : tail;
-#if defined(__x86_64__) || defined(__i386__)
     const bool contiguous = nt == L;
-    if (lv == kAvx512) contiguous ? avx512::frames_lanes<16, true>(src, out) : avx512::frames_lanes<16>(src, out);
-    else if (lv == kAvx2) contiguous ? avx2::frames_lanes<8, true>(src, out) : avx2::frames_lanes<8>(src, out);
+    int blk_ok;
+#if defined(__x86_64__) || defined(__i386__)
+    if (lv == kAvx512)
+      blk_ok = contiguous ? avx512::frames_lanes<16, true>(src, out) : avx512::frames_lanes<16>(src, out);
+    else if (lv == kAvx2)
+      blk_ok = contiguous ? avx2::frames_lanes<8, true>(src, out) : avx2::frames_lanes<8>(src, out);
     else
 #endif
-      contiguous ? base::frames_lanes<4, true>(src, out) : base::frames_lanes<4>(src, out);
+      blk_ok = contiguous ? base::frames_lanes<4, true>(src, out) : base::frames_lanes<4>(src, out);
+    // the audio check: every block but the last tests samples [t0 hop, (t0 + L) hop) as frames_lanes loads them
+    // (contiguous); when that quick test fails (bad or near-full-scale audio) they are checked exactly here, and
+    // the last block checks [t0 hop, n), the tail past its frames included. The frames of a bad block are
+    // computed, then discarded by the throw.
+    if (!blk_ok || bi == nb - 1) {
+      const int64_t c0 = t0 * SPEECH_HOP, c = (bi == nb - 1 ? n : c0 + int64_t(L) * SPEECH_HOP) - c0;
+#if defined(__x86_64__) || defined(__i386__)
+      blk_ok = lv == kAvx512 ? avx512::audio_ok(x + c0, c)
+               : lv == kAvx2 ? avx2::audio_ok(x + c0, c) : base::audio_ok(x + c0, c);
+#else
+      blk_ok = base::audio_ok(x + c0, c);
+#endif
+    }
+    ok = blk_ok && ok;
     if (out == tail) std::memcpy(feat + t0 * SPEECH_NMELS, tail, sizeof(float) * size_t(nt * SPEECH_NMELS));
   }
   if (!ok) check_audio(x, n, "x");  // throws, naming the first bad sample

@@ -89,8 +89,14 @@ def float_to_q15(x) -> np.ndarray:
     return np.clip(np.rint(a.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
+_F32 = np.dtype(np.float32)
+
+
 def speech_logmel_f32(x, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """float32 audio [n] (n >= 480) -> ln(mel + 2^-20) float32 [T, 40]; within 1e-5 of the float64 twin."""
+    if (type(x) is np.ndarray and x.dtype == _F32 and x.ndim == 1 and x.size >= FRAME and x.flags.c_contiguous
+            and type(sample_rate) is int and sample_rate == SAMPLE_RATE):
+        return _kernels.speech_logmel_f32(x)  # the common case, ~2 us sooner; the kernel checks the values
     _sample_rate(sample_rate)
     return _kernels.speech_logmel_f32(_audio(x, np.float32, min_len=FRAME, check_values=False))
 

@@ -407,3 +407,40 @@ def test_distillation_follows_the_soft_targets():
         m = train_classifier(CloudSLU(C, 16), feats, labels, epochs=12, bs=8, lr=2e-2, log=lambda s: None,
                              soft=soft, distill=w)
         assert accuracy(m, feats, target) > 0.9
+
+
+@needs_tools
+def test_threshold_shift_keeps_a_subset_of_segments(tiny, tmp_path):
+    pytest.importorskip("edgelearn.kernels.speech")
+    from edgelearn.speech.export import gates_s8
+    from edgelearn.speech.mask import gates_for
+    from edgelearn.speech.train import load_corpus, load_models, shift_threshold
+
+    d, m = tiny
+    torch.manual_seed(0)
+    g = GateNet()
+    g.mean.normal_(-8, 1)
+    g.std.uniform_(1, 2)
+    clouds = {k: CloudSLU(len(m["intents"]), 16).state_dict() for k in ("cloud", "cloud_masked", "cloud_random")}
+    src = tmp_path / "k"
+    src.mkdir()
+    torch.save({"intents": sorted(m["intents"]), "gatenet": g.state_dict(), "seed": 0,
+                "settings": {"width": 16, "val_speakers": 0, "block": 1}, **clouds}, src / "speech_models.pt")
+    shift_threshold(src, tmp_path / "t1", 1.0, d)
+    rec = shift_threshold(tmp_path / "t1", tmp_path / "t2", 1.0, d)   # shifts add up
+    assert rec == {"delta": 2.0, "from": str(tmp_path / "t1")}
+    xs = [load_corpus(d).int16(i) for i in range(6)]
+    old, new = load_models(src), load_models(tmp_path / "t2")
+    for k in ("cloud", "cloud_masked", "cloud_random"):
+        assert all(torch.equal(a, b) for a, b in zip(old[k].state_dict().values(), new[k].state_dict().values()))
+    a = np.concatenate([gates_for(old["gatenet"], x) for x in xs]).astype(bool)
+    b = np.concatenate([gates_for(new["gatenet"], x) for x in xs]).astype(bool)
+    assert not (b & ~a).any() and b.sum() < a.sum()      # fewer segments, never a new one
+    blob = np.frombuffer((tmp_path / "t2" / "gatenet_s8.bin").read_bytes(), np.uint8)
+    pairs = [(gates_s8(blob, x), gates_for(new["gatenet"], x)) for x in xs]
+    n = [min(p.size, f.size) for p, f in pairs]
+    assert np.mean(np.concatenate([p[:k] == f[:k] for (p, f), k in zip(pairs, n)])) > 0.9   # int8 blob follows
+    with pytest.raises(ValueError, match="differ"):
+        shift_threshold(src, src, 1.0, d)
+    with pytest.raises(ValueError, match="finite"):
+        shift_threshold(src, tmp_path / "t3", float("nan"), d)

@@ -19,6 +19,11 @@ EXAMPLES_TRAIN = """examples:
   edgelearn speech train --keep-target 0.45 --rounds 2 --epochs-ft 32 --lr-ft 3e-3 --ft-temp 4 --device-gates \\
       --cloud-from runs/speech/m90 --models runs/speech/k45      fine-tuning on sampled masks (docs/speech.md)
 """
+EXAMPLES_THRESHOLD = """examples:
+  edgelearn speech threshold --corpus runs/speech/corpus180 --models runs/speech/s3/k38 --delta 3 \\
+      --out runs/speech/s3/k38t3            keep fewer segments with the same masker and cloud model
+  edgelearn speech eval --split validation --models runs/speech/s3/k38t3   then check it on validation
+"""
 EXAMPLES_EVAL = """examples:
   edgelearn speech eval --json runs/speech/eval.json --plot runs/speech/gates.png
   edgelearn speech eval --n-asr 100                   more utterances for the pocketsphinx attacker
@@ -77,6 +82,16 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_threshold(args) -> int:
+    from edgelearn.speech.train import shift_threshold
+
+    rec = shift_threshold(args.models, args.out, args.delta, args.corpus)
+    print(f"wrote {args.out}: gates keep log_alpha > {rec['delta']:g} (masker of {rec['from']})")
+    if args.json:
+        _write(args.json, {"results": [rec], "claims": []})
+    return 0
+
+
 def cmd_eval(args) -> int:
     import torch
 
@@ -101,7 +116,7 @@ def cmd_eval(args) -> int:
 
 
 def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
-    sp = sub.add_parser("speech", help="speech privacy masking (SILENCE): synth | train | eval")
+    sp = sub.add_parser("speech", help="speech privacy masking (SILENCE): synth | train | threshold | eval")
     ss = sp.add_subparsers(dest="speech_command", required=True)
     s = ss.add_parser("synth", help="synthesise the spoken-command corpus", epilog=EXAMPLES_SYNTH, formatter_class=fmt)
     s.add_argument("--out", default="runs/speech/corpus")
@@ -150,6 +165,14 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    "entropy + W * KL(clean model on clean audio || model on masked audio) (default 0: labels only)")
     t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "
                    "and --val-speakers): skips stage 1")
+    h = ss.add_parser("threshold", help="another operating point of a trained masker: keep log_alpha > DELTA",
+                      epilog=EXAMPLES_THRESHOLD, formatter_class=fmt)
+    h.add_argument("--corpus", default="runs/speech/corpus", help="the training corpus (int8 calibration audio)")
+    h.add_argument("--models", default="runs/speech/models", help="trained models (speech train)")
+    h.add_argument("--out", required=True, help="new model directory (the original is kept)")
+    h.add_argument("--delta", type=float, required=True, help="gate threshold on log_alpha (> 0 keeps fewer)")
+    h.add_argument("--json", metavar="PATH")
+    h.set_defaults(fn=cmd_threshold)
     e = ss.choices["eval"]
     e.add_argument("--n-asr", type=int, default=48, help="test utterances decoded by the JSGF-grammar ASR attacker")
     e.add_argument("--n-asr-lm", "--n-asr-unigram", dest="n_asr_lm", type=int, default=24,

@@ -377,6 +377,37 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     return record
 
 
+def shift_threshold(model_dir, out_dir, delta: float, corpus_dir) -> dict:
+    """An operating point of a trained masker without retraining: the device keeps a segment when its log_alpha
+    > delta instead of > 0 (the last layer's bias lowered by delta, so the int8 kernel's sign test is unchanged);
+    delta > 0 keeps fewer segments. The cloud models are copied unchanged (cloud_masked was fine-tuned on the
+    masker's sampled gates, cloud_random on random masks at the original kept fraction). The int8 blob is
+    re-exported with the calibration audio train_all uses (the first 64 training utterances). Returns the
+    state's "threshold" record."""
+    if not np.isfinite(delta):
+        raise ValueError(f"delta must be finite, got {delta}")
+    src, out = Path(model_dir), Path(out_dir)
+    if src.resolve() == out.resolve():
+        raise ValueError(f"out_dir must differ from model_dir ({src}): the original masker is kept")
+    ms = load_models(src)
+    st = dict(ms["state"])
+    g = ms["gatenet"]
+    with torch.no_grad():
+        g.convs[-1].bias -= float(delta)
+    prev = st.get("threshold", {}).get("delta", 0.0)
+    st["gatenet"] = g.state_dict()
+    st["threshold"] = {"delta": prev + float(delta), "from": str(src)}
+    full = load_corpus(corpus_dir)
+    fit, _ = split_validation(full, st.get("settings", {}).get("val_speakers", 0), st.get("seed", 0))
+    tr = full.subset(fit)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(st, out / "speech_models.pt")
+    from edgelearn.speech.export import export_gatenet_s8
+
+    export_gatenet_s8(g, [tr.int16(i) for i in range(min(64, len(tr.ids)))], out / "gatenet_s8.bin")
+    return st["threshold"]
+
+
 def load_models(out_dir) -> dict:
     p = Path(out_dir) / "speech_models.pt"
     if not p.is_file():

@@ -444,3 +444,46 @@ def test_threshold_shift_keeps_a_subset_of_segments(tiny, tmp_path):
         shift_threshold(src, src, 1.0, d)
     with pytest.raises(ValueError, match="finite"):
         shift_threshold(src, tmp_path / "t3", float("nan"), d)
+
+
+@needs_tools
+def test_finetune_ensemble_replaces_only_the_cloud_side(tiny, tmp_path):
+    from edgelearn.speech.models import EnsembleSLU
+    from edgelearn.speech.train import finetune_ensemble, load_models, shift_threshold
+
+    d, m = tiny
+    torch.manual_seed(0)
+    g = GateNet()
+    g.mean.normal_(-8, 1)
+    g.std.uniform_(1, 2)
+    clouds = {k: CloudSLU(len(m["intents"]), 16).state_dict() for k in ("cloud", "cloud_masked", "cloud_random")}
+    src = tmp_path / "k"
+    src.mkdir()
+    torch.save({"intents": sorted(m["intents"]), "gatenet": g.state_dict(), "seed": 0,
+                "settings": {"width": 16, "val_speakers": 3, "block": 1}, **clouds}, src / "speech_models.pt")
+    (src / "gatenet_s8.bin").write_bytes(b"\x01\x02\x03")
+    rec = finetune_ensemble(d, src, tmp_path / "e", seeds=(0, 1), epochs=1, parts=("masked",), log=lambda s: None)
+    assert rec["seeds"] == [0, 1] and 0 < rec["train_kept_fraction"] <= 1
+    v = rec["validation"]
+    assert v["n"] == 3 and len(v["speakers"]) == 3 and all(0 <= v[k] <= 1 for k in ("clean", "masked", "random"))
+    old, new = load_models(src), load_models(tmp_path / "e")
+    assert isinstance(new["cloud_masked"], EnsembleSLU) and len(new["cloud_masked"].members) == 2
+    a, b = (list(x.state_dict().values()) for x in new["cloud_masked"].members)
+    assert not all(torch.equal(x, y) for x, y in zip(a, b))          # two seeds, two different models
+    for k in ("cloud", "cloud_random", "gatenet"):                   # the rest is the source's
+        assert all(torch.equal(x, y) for x, y in zip(old[k].state_dict().values(), new[k].state_dict().values()))
+    assert (tmp_path / "e" / "gatenet_s8.bin").read_bytes() == b"\x01\x02\x03"
+    x = torch.randn(4, 50, 40)
+    with torch.no_grad():
+        want = torch.stack([torch.log_softmax(mm(x), -1) for mm in new["cloud_masked"].members]).mean(0)
+        assert torch.allclose(new["cloud_masked"](x), want)
+    shift_threshold(tmp_path / "e", tmp_path / "t", 1.0, d)           # an ensemble's masker can still be shifted
+    assert len(load_models(tmp_path / "t")["cloud_masked"].members) == 2
+    for kw, msg in (({"seeds": (1, 1)}, "distinct"), ({"parts": ("all",)}, "parts"), ({"epochs": 0}, "epochs"),
+                    ({"ft_temp": float("nan")}, "ft_temp")):
+        with pytest.raises(ValueError, match=msg):
+            finetune_ensemble(d, src, tmp_path / "x", log=lambda s: None, **kw)
+    with pytest.raises(ValueError, match="differ"):
+        finetune_ensemble(d, src, src, log=lambda s: None)
+    with pytest.raises(ValueError, match="at least one"):
+        EnsembleSLU([])

@@ -24,6 +24,12 @@ EXAMPLES_THRESHOLD = """examples:
       --out runs/speech/s3/k38t3            keep fewer segments with the same masker and cloud model
   edgelearn speech eval --split validation --models runs/speech/s3/k38t3   then check it on validation
 """
+EXAMPLES_FINETUNE = """examples:
+  edgelearn speech finetune --corpus runs/speech/corpus180 --models runs/speech/s3/k38t5 \\
+      --out runs/speech/s4/k38t5e --parts masked      3 cloud copies fine-tuned at this operating point, ensembled
+  edgelearn speech finetune --corpus runs/speech/corpus180 --models runs/speech/s4/k38t5e \\
+      --out runs/speech/s4/k38t5er --parts random     then the random-mask baseline's ensemble
+"""
 EXAMPLES_EVAL = """examples:
   edgelearn speech eval --json runs/speech/eval.json --plot runs/speech/gates.png
   edgelearn speech eval --n-asr 100                   more utterances for the pocketsphinx attacker
@@ -92,6 +98,26 @@ def cmd_threshold(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    import torch
+
+    from edgelearn.speech.train import finetune_ensemble
+
+    torch.set_num_threads(args.threads)
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds: comma-separated integers, got {args.seeds!r}") from None
+    rec = finetune_ensemble(args.corpus, args.models, args.out, seeds=seeds, epochs=args.epochs, lr=args.lr,
+                            ft_temp=args.ft_temp, parts=[p for p in args.parts.split(",") if p],
+                            augment=not args.no_augment, log=lambda s: print(s, flush=True))
+    if args.json:
+        from edgelearn.cli import environment
+
+        _write(args.json, {"environment": environment(), "results": [rec], "claims": []})
+    return 0
+
+
 def cmd_eval(args) -> int:
     import torch
 
@@ -116,7 +142,7 @@ def cmd_eval(args) -> int:
 
 
 def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
-    sp = sub.add_parser("speech", help="speech privacy masking (SILENCE): synth | train | threshold | eval")
+    sp = sub.add_parser("speech", help="speech privacy masking (SILENCE): synth | train | threshold | finetune | eval")
     ss = sp.add_subparsers(dest="speech_command", required=True)
     s = ss.add_parser("synth", help="synthesise the spoken-command corpus", epilog=EXAMPLES_SYNTH, formatter_class=fmt)
     s.add_argument("--out", default="runs/speech/corpus")
@@ -173,6 +199,20 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     h.add_argument("--delta", type=float, required=True, help="gate threshold on log_alpha (> 0 keeps fewer)")
     h.add_argument("--json", metavar="PATH")
     h.set_defaults(fn=cmd_threshold)
+    f = ss.add_parser("finetune", help="ensemble of cloud models fine-tuned at a masker's operating point",
+                      epilog=EXAMPLES_FINETUNE, formatter_class=fmt)
+    f.add_argument("--corpus", default="runs/speech/corpus", help="the training corpus")
+    f.add_argument("--models", default="runs/speech/models", help="trained models (speech train / threshold)")
+    f.add_argument("--out", required=True, help="new model directory (the original is kept)")
+    f.add_argument("--seeds", default="0,1,2", help="one fine-tuned copy per seed (default 0,1,2)")
+    f.add_argument("--epochs", type=int, default=20)
+    f.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
+    f.add_argument("--ft-temp", type=float, default=4.0, help="temperature of the sampled gates (speech train)")
+    f.add_argument("--parts", default="masked,random", help="masked (the masker's gates), random (the baseline's)")
+    f.add_argument("--no-augment", action="store_true", help="no SpecAugment")
+    f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--json", metavar="PATH")
+    f.set_defaults(fn=cmd_finetune)
     e = ss.choices["eval"]
     e.add_argument("--n-asr", type=int, default=48, help="test utterances decoded by the JSGF-grammar ASR attacker")
     e.add_argument("--n-asr-lm", "--n-asr-unigram", dest="n_asr_lm", type=int, default=24,

@@ -98,6 +98,20 @@ class CloudSLU(nn.Module):
         return self.head(self.drop(torch.cat([h.mean(-1), h.amax(-1)], -1)))
 
 
+class EnsembleSLU(nn.Module):
+    """Cloud models fine-tuned from the same clean model with different seeds, as one: the mean of the members'
+    log-probabilities (a cloud-side choice: the device and what it sends are unchanged)."""
+
+    def __init__(self, members):
+        super().__init__()
+        if not members:
+            raise ValueError("EnsembleSLU: needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, 40] -> [B, n_intents] log-probabilities
+        return torch.stack([F.log_softmax(m(feats), -1) for m in self.members]).mean(0)
+
+
 class GateNet(nn.Module):
     """On-device gate network, in the layout of the int8 kernel ``speech_gate_net_s8``: log-mel frames averaged
     per segment of 2 frames, normalised by fixed (training-set) per-band `mean`/`std`, then

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from torch.nn import functional as F
 from edgelearn.speech.audio import read_wav
 from edgelearn.speech.features import logmel_torch, n_frames
 from edgelearn.speech.mask import apply_mask, extend_gates, random_gates
-from edgelearn.speech.models import (FRAMES_PER_SEG, SEG, CloudSLU, GateNet, hard_concrete_deterministic,
+from edgelearn.speech.models import (FRAMES_PER_SEG, SEG, CloudSLU, EnsembleSLU, GateNet, hard_concrete_deterministic,
                                      hard_concrete_p_open, hard_concrete_sample, pool_gates, spec_augment,
                                      upsample_gates)
 from edgelearn.speech.synth import load_manifest
@@ -408,6 +409,82 @@ def shift_threshold(model_dir, out_dir, delta: float, corpus_dir) -> dict:
     return st["threshold"]
 
 
+FINETUNE_PARTS = ("masked", "random")
+
+
+def finetune_ensemble(corpus_dir, model_dir, out_dir, seeds=(0, 1, 2), epochs=20, lr=3e-3, ft_temp=4.0,
+                      parts=FINETUNE_PARTS, augment=True, log=print) -> dict:
+    """Cloud models for a trained masker's operating point (e.g. after ``shift_threshold``), on the cloud side only.
+    For each seed, a copy of the clean cloud model is fine-tuned `epochs` epochs on the masker's sampled device gates
+    (``sampled_mask_fn`` at temperature ft_temp around ``log_alphas(device=True)``): part "masked"; or on fresh
+    random masks at the same kept fraction: part "random" (the baseline). The copies of a part become an ensemble
+    (``EnsembleSLU``, mean log-probabilities) replacing cloud_masked / cloud_random; parts not listed are kept from
+    model_dir. The gate network and its int8 blob are copied unchanged, so what the device sends is the same.
+    Returns the state's "finetune" record (with validation accuracies when the run has validation speakers)."""
+    seeds = [int(x) for x in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds: need one or more distinct seeds, got {seeds}")
+    if epochs < 1:
+        raise ValueError(f"epochs: must be >= 1, got {epochs}")
+    if not (np.isfinite(ft_temp) and ft_temp > 0) or not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"ft_temp and lr: must be > 0, got {ft_temp} and {lr}")
+    parts = tuple(parts)
+    if not parts or any(p not in FINETUNE_PARTS for p in parts):
+        raise ValueError(f"parts: one or more of {', '.join(FINETUNE_PARTS)}, got {', '.join(parts) or 'none'}")
+    src, out = Path(model_dir), Path(out_dir)
+    if src.resolve() == out.resolve():
+        raise ValueError(f"out_dir must differ from model_dir ({src}): the original models are kept")
+    t_start = time.time()
+    ms = load_models(src)
+    st = dict(ms["state"])
+    settings = st.get("settings", {})
+    block, g = ms["block"], ms["gatenet"]
+    full = load_corpus(corpus_dir, normalise=bool(settings.get("normalise", False)))
+    if st["intents"] != full.intents:
+        raise ValueError(f"corpus: {corpus_dir} has other intents than the models in {src}")
+    fit, val = split_validation(full, settings.get("val_speakers", 0), st.get("seed", 0))
+    tr = full.subset(fit)
+    ftr = feats_of(tr.wave)
+    la = log_alphas(g, ftr, tr.length, block, device=True)
+    frac = kept_fraction(hard_gates(g, ftr, tr.length, block, device=True))
+    log(f"{src}: train kept fraction (device gates) {frac:.3f}; fine-tuning {', '.join(parts)} x seeds {seeds}")
+    for part in parts:
+        members = []
+        for sd in seeds:
+            fn = sampled_mask_fn(tr, la if part == "masked" else None, ft_temp, frac,
+                                 torch.Generator().manual_seed(sd), block)
+            m = train_classifier(copy.deepcopy(ms["cloud"]), None, tr.intent, epochs=epochs, lr=lr, seed=sd,
+                                 log=log, name=f"cloud fine-tune ({part}, seed {sd})", augment=augment, wave_fn=fn)
+            members.append(m.state_dict())
+        st[f"cloud_{part}"] = members
+    rec = {"from": str(src), "parts": list(parts), "seeds": seeds, "epochs": epochs, "lr": lr, "ft_temp": ft_temp,
+           "augment": augment, "train_kept_fraction": frac}
+    st["finetune"] = rec
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(st, out / "speech_models.pt")
+    if (src / "gatenet_s8.bin").is_file():
+        shutil.copyfile(src / "gatenet_s8.bin", out / "gatenet_s8.bin")
+    if val.any():
+        new = load_models(out)
+        va = full.subset(val)
+        fva = feats_of(va.wave)
+        vg = hard_gates(g, fva, va.length, block, device=True)
+        vfrac = kept_fraction(vg)
+        rec["validation"] = {
+            "n": len(va.ids), "speakers": sorted({va.speakers[k] for k in va.speaker}), "kept_fraction": vfrac,
+            "clean": accuracy(new["cloud"], fva, va.intent),
+            "masked": accuracy(new["cloud_masked"], feats_of(masked_wave(va, vg)), va.intent),
+            "random": accuracy(new["cloud_random"],
+                               feats_of(masked_wave(va, random_gates_for(va, vfrac, st.get("seed", 0) + 1, block))),
+                               va.intent)}
+        log(f"validation: {rec['validation']}")
+        st["finetune"] = rec
+        torch.save(st, out / "speech_models.pt")
+    rec["wall_s"] = time.time() - t_start
+    log(f"wrote {out / 'speech_models.pt'} ({rec['wall_s']:.0f}s)")
+    return rec
+
+
 def load_models(out_dir) -> dict:
     p = Path(out_dir) / "speech_models.pt"
     if not p.is_file():
@@ -416,10 +493,14 @@ def load_models(out_dir) -> dict:
     n = len(st["intents"])
     models = {}
     width = st.get("settings", {}).get("width", 64)
-    for k in ("cloud", "cloud_masked", "cloud_random"):
-        m = CloudSLU(n, width)
-        m.load_state_dict(st[k])
-        models[k] = m.eval()
+    for k in ("cloud", "cloud_masked", "cloud_random"):   # a list of state dicts: an ensemble (finetune_ensemble)
+        sds = st[k] if isinstance(st[k], list) else [st[k]]
+        members = []
+        for sd in sds:
+            m = CloudSLU(n, width)
+            m.load_state_dict(sd)
+            members.append(m)
+        models[k] = (EnsembleSLU(members) if isinstance(st[k], list) else members[0]).eval()
     g = GateNet()
     g.load_state_dict(st["gatenet"])
     models["gatenet"] = g.eval()

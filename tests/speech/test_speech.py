@@ -487,3 +487,39 @@ def test_finetune_ensemble_replaces_only_the_cloud_side(tiny, tmp_path):
         finetune_ensemble(d, src, src, log=lambda s: None)
     with pytest.raises(ValueError, match="at least one"):
         EnsembleSLU([])
+
+
+def test_voice_augment_warps_and_stretches():
+    from edgelearn.speech.models import FLOOR, voice_augment
+
+    T = 60
+    f = torch.full((3, T, 40), FLOOR)
+    f[:, 10:40, 20] = 0.0                                  # one band lit over 30 frames
+    out = voice_augment(f, torch.Generator().manual_seed(0))
+    assert out.shape == (3, round(T * 1.15), 40) and torch.isfinite(out).all()
+    for b in range(3):
+        lit = out[b] > FLOOR + 1
+        frames, bands = lit.any(1).sum().item(), lit.any(0).nonzero().flatten()
+        assert 30 * 0.8 <= frames <= 30 * 1.2              # stretched by at most +-15% (+ interpolation edge)
+        assert all(abs(int(m) - 20) <= 3 for m in bands)    # band 20 moved by at most +-10% (+ one neighbour)
+    outs = [voice_augment(f, torch.Generator().manual_seed(s)) for s in range(4)]
+    assert len({round(float(o.sum()), 3) for o in outs}) > 1   # draws differ
+    same = voice_augment(f, torch.Generator().manual_seed(0), stretch=0.0, warp=0.0)
+    assert torch.allclose(same, f)                          # no warp, no stretch: identity
+
+
+def test_stratified_validation_covers_voice_families():
+    from edgelearn.speech.train import split_validation
+
+    corp = _noise_corpus(n=12)
+    corp.split[:] = "train"
+    corp.speaker = np.arange(12) % 6
+    corp.speakers = [f"s{k}" for k in range(6)]
+    corp.families = {"s0": "a", "s1": "a", "s2": "a", "s3": "a", "s4": "b", "s5": "c"}
+    for seed in range(5):
+        fit, val = split_validation(corp, 3, seed, stratify=True)
+        fams = {corp.families[corp.speakers[k]] for k in corp.speaker[val]}
+        assert fams == {"a", "b", "c"} and not (fit & val).any() and (fit | val).all()
+    corp.families = None
+    with pytest.raises(ValueError, match="speaker descriptions"):
+        split_validation(corp, 3, 0, stratify=True)

@@ -80,7 +80,8 @@ def cmd_train(args) -> int:
                     mask_utts=args.mask_utts, lr_dual=args.lr_dual, cloud_from=args.cloud_from,
                     keep_target=args.keep_target, block=args.block, rounds=args.rounds, normalise=args.normalise,
                     ft_temp=args.ft_temp, device_gates=args.device_gates,
-                    ft_distill=args.ft_distill, log=lambda s: print(s, flush=True))
+                    ft_distill=args.ft_distill, val_stratify=args.val_stratify, voice_aug=args.voice_aug,
+                    log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -110,7 +111,8 @@ def cmd_finetune(args) -> int:
         raise ValueError(f"--seeds: comma-separated integers, got {args.seeds!r}") from None
     rec = finetune_ensemble(args.corpus, args.models, args.out, seeds=seeds, epochs=args.epochs, lr=args.lr,
                             ft_temp=args.ft_temp, parts=[p for p in args.parts.split(",") if p],
-                            augment=not args.no_augment, log=lambda s: print(s, flush=True))
+                            augment=not args.no_augment, voice_aug=args.voice_aug,
+                            log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -189,6 +191,10 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    "segments of an utterance that the device keeps)")
     t.add_argument("--ft-distill", type=float, default=0.0, metavar="W", help="fine-tuning loss (1 - W) * cross-"
                    "entropy + W * KL(clean model on clean audio || model on masked audio) (default 0: labels only)")
+    t.add_argument("--val-stratify", action="store_true", help="validation speakers drawn across voice families "
+                   "(engine, pitch/rate variant) in turn, so validation holds every kind of voice")
+    t.add_argument("--voice-aug", action="store_true", help="voice augmentation in every cloud training: mel-axis "
+                   "warp (+-10%%) and time stretch (+-15%%) per utterance")
     t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "
                    "and --val-speakers): skips stage 1")
     h = ss.add_parser("threshold", help="another operating point of a trained masker: keep log_alpha > DELTA",
@@ -210,6 +216,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     f.add_argument("--ft-temp", type=float, default=4.0, help="temperature of the sampled gates (speech train)")
     f.add_argument("--parts", default="masked,random", help="masked (the masker's gates), random (the baseline's)")
     f.add_argument("--no-augment", action="store_true", help="no SpecAugment")
+    f.add_argument("--voice-aug", action="store_true", help="voice augmentation (speech train --voice-aug)")
     f.add_argument("--threads", type=int, default=2)
     f.add_argument("--json", metavar="PATH")
     f.set_defaults(fn=cmd_finetune)

@@ -11,7 +11,7 @@ from edgelearn.bench import Report
 from edgelearn.speech.features import features
 from edgelearn.speech.mask import gates_for
 from edgelearn.speech.train import (accuracy, feats_of, kept_fraction, load_corpus, load_models, masked_wave,
-                                    random_gates_for, split_validation)
+                                    random_gates_for, validation_split)
 
 
 class _Conv1dAs2d:
@@ -142,7 +142,7 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
     if split == "test":
         sel = full.split == "test"
     elif split == "validation":
-        _, sel = split_validation(full, st.get("val_speakers", 0), st.get("seed", 0))
+        _, sel = validation_split(full, ms["state"])
         if not sel.any():
             raise ValueError(f"split: {model_dir} was trained without validation speakers (--val-speakers 0)")
     else:

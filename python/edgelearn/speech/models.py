@@ -75,6 +75,27 @@ def spec_augment(feats: torch.Tensor, gen: torch.Generator, n_time: int = 2, max
     return f
 
 
+def voice_augment(feats: torch.Tensor, gen: torch.Generator, stretch: float = 0.15, warp: float = 0.1) -> torch.Tensor:
+    """Other voices from the same log-mel [B, T, 40], one draw per utterance: the mel axis warped by
+    a ~ U(1 - warp, 1 + warp) (vocal tract length, as VTLP: band m takes the value at band m * a, linear
+    interpolation, clamped at the edges), then time stretched by r ~ U(1 - stretch, 1 + stretch) (speaking rate,
+    linear interpolation of frames). Returns [B, round(T * (1 + stretch)), 40], padded with FLOOR (silence)."""
+    B, T, M = feats.shape
+    out = torch.full((B, int(round(T * (1 + stretch))), M), FLOOR, dtype=feats.dtype)
+    band = torch.arange(M, dtype=feats.dtype)
+    for b in range(B):
+        a = 1 + warp * (2 * float(torch.rand((), generator=gen)) - 1)
+        r = 1 + stretch * (2 * float(torch.rand((), generator=gen)) - 1)
+        pos = (band * a).clamp(0, M - 1)
+        lo = pos.floor().long()
+        hi = (lo + 1).clamp(max=M - 1)
+        w = pos - lo
+        f = feats[b][:, lo] * (1 - w) + feats[b][:, hi] * w
+        n = min(out.shape[1], max(1, int(round(T * r))))
+        out[b, :n] = F.interpolate(f.T[None], size=n, mode="linear", align_corners=True)[0].T
+    return out
+
+
 class CloudSLU(nn.Module):
     """Cloud intent classifier over log-mel: per-utterance normalisation over voiced frames (``cmvn_voiced``),
     input batch-norm, four 1-D convolutions (the last two dilated, x2 time downsampling), mean+max pooling over

@@ -32,7 +32,7 @@ from edgelearn.speech.features import logmel_torch, n_frames
 from edgelearn.speech.mask import apply_mask, extend_gates, random_gates
 from edgelearn.speech.models import (FRAMES_PER_SEG, SEG, CloudSLU, EnsembleSLU, GateNet, hard_concrete_deterministic,
                                      hard_concrete_p_open, hard_concrete_sample, pool_gates, spec_augment,
-                                     upsample_gates)
+                                     upsample_gates, voice_augment)
 from edgelearn.speech.synth import load_manifest
 
 
@@ -47,11 +47,13 @@ class Corpus:
     utts: list[dict]
     intents: list[str]
     speakers: list[str]
+    families: dict | None = None   # speaker id -> voice family ("engine pitch/rate"), for stratified validation
 
     def subset(self, mask) -> "Corpus":
         idx = np.flatnonzero(mask)
         return Corpus([self.ids[i] for i in idx], self.wave[idx], self.length[idx], self.intent[idx],
-                      self.speaker[idx], self.split[idx], [self.utts[i] for i in idx], self.intents, self.speakers)
+                      self.speaker[idx], self.split[idx], [self.utts[i] for i in idx], self.intents, self.speakers,
+                      self.families)
 
     def int16(self, i: int) -> np.ndarray:
         return np.round(self.wave[i, : self.length[i]].numpy() * 32768).clip(-32768, 32767).astype(np.int16)
@@ -75,7 +77,8 @@ def load_corpus(corpus_dir, normalise: bool = False) -> Corpus:
     return Corpus([u["id"] for u in utts], wave, np.array([x.size for x in xs]),
                   torch.tensor([m["intents"].index(u["intent"]) for u in utts]),
                   np.array([spk.index(u["speaker"]) for u in utts]), np.array([u["split"] for u in utts]),
-                  utts, m["intents"], spk)
+                  utts, m["intents"], spk,
+                  {s["id"]: f"{s['engine']} {s['pitch']}/{s['rate']}" for s in m.get("speakers", [])})
 
 
 def feats_of(wave: torch.Tensor, chunk: int = 64) -> torch.Tensor:
@@ -96,9 +99,10 @@ def _batches(n: int, bs: int, gen: torch.Generator):
 
 
 def train_classifier(model, feats, labels, epochs=12, bs=32, lr=3e-3, seed=0, log=print, name="cloud",
-                     wave_fn=None, augment=False, weight_decay=1e-4, soft=None, distill=0.0):
+                     wave_fn=None, augment=False, weight_decay=1e-4, soft=None, distill=0.0, voice_aug=False):
     """Cross-entropy training with AdamW and a one-cycle schedule (warm-up, cosine decay); wave_fn(idx) ->
-    features of a batch, when features change per batch (masks); augment: SpecAugment on each batch;
+    features of a batch, when features change per batch (masks); augment: SpecAugment on each batch; voice_aug:
+    ``voice_augment`` (mel warp, time stretch: other voices) on each batch, before SpecAugment;
     soft: [N, C] log-probabilities of a teacher (the clean model on clean audio), mixed into the loss as
     (1 - distill) * cross-entropy + distill * KL(teacher || model)."""
     gen = torch.Generator().manual_seed(seed)
@@ -110,6 +114,8 @@ def train_classifier(model, feats, labels, epochs=12, bs=32, lr=3e-3, seed=0, lo
         tot, correct, t0 = 0.0, 0, time.time()
         for idx in _batches(len(labels), bs, gen):
             f = wave_fn(idx) if wave_fn else feats[idx]
+            if voice_aug:
+                f = voice_augment(f, aug_gen)
             if augment:
                 f = spec_augment(f, aug_gen)
             logits = model(f)
@@ -258,22 +264,43 @@ def random_gates_for(corpus: Corpus, frac: float, seed: int, block: int = 1) -> 
     return [random_gates(int(n), frac, rng, block) for n in corpus.length]
 
 
-def split_validation(corpus: Corpus, n_val_speakers: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_validation(corpus: Corpus, n_val_speakers: int, seed: int,
+                     stratify: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (fit, val) over the *train* split: n_val_speakers training speakers held out for model
-    selection and tuning (the test speakers are never looked at while training)."""
+    selection and tuning (the test speakers are never looked at while training). stratify: the validation speakers
+    cover the training speakers' voice families (engine, pitch/rate variant) in turn, one random speaker of each
+    family before a second of any, so validation sees every kind of voice the test may hold."""
     train = corpus.split == "train"
     spk = np.unique(corpus.speaker[train])
     if not 0 <= n_val_speakers < spk.size:
         raise ValueError(f"val_speakers: need 0 <= n < {spk.size} training speakers, got {n_val_speakers}")
-    val_spk = np.random.default_rng(seed + 101).permutation(spk)[:n_val_speakers]
+    order = np.random.default_rng(seed + 101).permutation(spk)
+    if stratify:
+        if not corpus.families:
+            raise ValueError("stratified validation: the corpus manifest has no speaker descriptions")
+        fam = {k: corpus.families[corpus.speakers[k]] for k in order}
+        rank, seen = {}, {}
+        for k in order:   # rank: this speaker is the rank-th of its family in the seeded order
+            rank[k] = seen.get(fam[k], 0)
+            seen[fam[k]] = rank[k] + 1
+        names = sorted(seen)
+        order = np.array(sorted(order, key=lambda k: (rank[k], names.index(fam[k]))))
+    val_spk = order[:n_val_speakers]
     val = train & np.isin(corpus.speaker, val_spk)
     return train & ~val, val
+
+
+def validation_split(corpus: Corpus, state: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, val) of a trained run, from its saved settings."""
+    st = state.get("settings", {})
+    return split_validation(corpus, st.get("val_speakers", 0), state.get("seed", st.get("seed", 0)),
+                            bool(st.get("val_stratify", False)))
 
 
 def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
-              device_gates=False, ft_distill=0.0, log=print) -> dict:
+              device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -282,7 +309,9 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     ft_temp: mask augmentation in the fine-tuning (``sampled_mask_fn``: fresh gates each batch, the generator's at
     temperature ft_temp, the baseline's random at the same kept fraction) instead of one fixed mask per utterance;
     device_gates: fine-tune on (and validate with) the gates the device computes (``log_alphas``); ft_distill:
-    weight of the clean model's predictions on clean audio as soft targets in the fine-tuning (both copies)."""
+    weight of the clean model's predictions on clean audio as soft targets in the fine-tuning (both copies);
+    val_stratify: validation speakers drawn across voice families (``split_validation``); voice_aug:
+    ``voice_augment`` in every cloud training (clean and fine-tuning)."""
     if keep_target is not None and not 0 < keep_target < 1:
         raise ValueError(f"keep_target: must be in (0, 1), got {keep_target}")
     if ft_temp is not None and not ft_temp > 0:
@@ -294,14 +323,16 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     torch.manual_seed(seed)
     t_start = time.time()
     full = load_corpus(corpus_dir, normalise=normalise)
-    fit, val = split_validation(full, val_speakers, seed)
+    fit, val = split_validation(full, val_speakers, seed, val_stratify)
     tr = full.subset(fit)
     log(f"corpus: {len(full.ids)} utterances, {len(full.intents)} intents, {len(full.speakers)} speakers; "
         f"train {len(tr.ids)}, validation {int(val.sum())} ({val_speakers} speakers)")
     ftr = feats_of(tr.wave)
     if cloud_from:   # stage 1 done before: the clean cloud model of another run on the same corpus and split
         prev = torch.load(Path(cloud_from) / "speech_models.pt", weights_only=False)
-        if prev["intents"] != full.intents or prev.get("settings", {}).get("val_speakers") != val_speakers:
+        ps = prev.get("settings", {})
+        if (prev["intents"] != full.intents or ps.get("val_speakers") != val_speakers
+                or bool(ps.get("val_stratify", False)) != val_stratify):
             raise ValueError(f"cloud_from: {cloud_from} was trained on other intents or another validation split")
         width = prev["settings"]["width"]
         cloud = CloudSLU(len(full.intents), width)
@@ -309,7 +340,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
         log(f"clean cloud model from {cloud_from} (width {width}); stage 1 skipped")
     else:
         cloud = train_classifier(CloudSLU(len(full.intents), width), ftr, tr.intent, epochs=epochs_cloud,
-                                 lr=lr_cloud, seed=seed, log=log, augment=augment)
+                                 lr=lr_cloud, seed=seed, log=log, augment=augment, voice_aug=voice_aug)
     gatenet = GateNet()
     flat = torch.cat([ftr[i, : n_frames(int(n))] for i, n in enumerate(tr.length)])
     gatenet.mean.copy_(flat.mean(0))
@@ -335,7 +366,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
             fm, fn = None, sampled_mask_fn(tr, la, ft_temp, frac, torch.Generator().manual_seed(seed + r), block)
         cloud_masked = train_classifier(copy.deepcopy(cloud), fm, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
                                         log=log, name="cloud fine-tune (masked)", augment=augment, wave_fn=fn,
-                                        soft=soft, distill=ft_distill)
+                                        soft=soft, distill=ft_distill, voice_aug=voice_aug)
         teacher = cloud_masked
     if ft_temp is None:
         fr, fn = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed, block))), None
@@ -343,7 +374,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
         fr, fn = None, sampled_mask_fn(tr, None, ft_temp, frac, torch.Generator().manual_seed(seed), block)
     cloud_random = train_classifier(copy.deepcopy(cloud), fr, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
                                     log=log, name="cloud fine-tune (random mask)", augment=augment, wave_fn=fn,
-                                    soft=soft, distill=ft_distill)
+                                    soft=soft, distill=ft_distill, voice_aug=voice_aug)
     record = {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids),
               "settings": {"epochs_cloud": epochs_cloud, "epochs_mask": epochs_mask, "epochs_ft": epochs_ft,
                            "gamma": gamma, "seed": seed, "val_speakers": val_speakers, "augment": augment,
@@ -351,7 +382,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "lr_dual": lr_dual, "cloud_from": str(cloud_from) if cloud_from else None,
                            "keep_target": keep_target, "block": block, "rounds": rounds, "normalise": normalise,
                            "ft_temp": ft_temp, "device_gates": device_gates,
-                           "ft_distill": ft_distill}}
+                           "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug}}
     if val.any():
         va = full.subset(val)
         vg = hard_gates(gatenet, feats_of(va.wave), va.length, block, device_gates)
@@ -399,7 +430,7 @@ def shift_threshold(model_dir, out_dir, delta: float, corpus_dir) -> dict:
     st["gatenet"] = g.state_dict()
     st["threshold"] = {"delta": prev + float(delta), "from": str(src)}
     full = load_corpus(corpus_dir)
-    fit, _ = split_validation(full, st.get("settings", {}).get("val_speakers", 0), st.get("seed", 0))
+    fit, _ = validation_split(full, st)
     tr = full.subset(fit)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(st, out / "speech_models.pt")
@@ -413,13 +444,14 @@ FINETUNE_PARTS = ("masked", "random")
 
 
 def finetune_ensemble(corpus_dir, model_dir, out_dir, seeds=(0, 1, 2), epochs=20, lr=3e-3, ft_temp=4.0,
-                      parts=FINETUNE_PARTS, augment=True, log=print) -> dict:
+                      parts=FINETUNE_PARTS, augment=True, voice_aug=False, log=print) -> dict:
     """Cloud models for a trained masker's operating point (e.g. after ``shift_threshold``), on the cloud side only.
     For each seed, a copy of the clean cloud model is fine-tuned `epochs` epochs on the masker's sampled device gates
     (``sampled_mask_fn`` at temperature ft_temp around ``log_alphas(device=True)``): part "masked"; or on fresh
     random masks at the same kept fraction: part "random" (the baseline). The copies of a part become an ensemble
     (``EnsembleSLU``, mean log-probabilities) replacing cloud_masked / cloud_random; parts not listed are kept from
     model_dir. The gate network and its int8 blob are copied unchanged, so what the device sends is the same.
+    voice_aug: ``voice_augment`` on every batch.
     Returns the state's "finetune" record (with validation accuracies when the run has validation speakers)."""
     seeds = [int(x) for x in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
@@ -442,7 +474,7 @@ def finetune_ensemble(corpus_dir, model_dir, out_dir, seeds=(0, 1, 2), epochs=20
     full = load_corpus(corpus_dir, normalise=bool(settings.get("normalise", False)))
     if st["intents"] != full.intents:
         raise ValueError(f"corpus: {corpus_dir} has other intents than the models in {src}")
-    fit, val = split_validation(full, settings.get("val_speakers", 0), st.get("seed", 0))
+    fit, val = validation_split(full, st)
     tr = full.subset(fit)
     ftr = feats_of(tr.wave)
     la = log_alphas(g, ftr, tr.length, block, device=True)
@@ -454,11 +486,12 @@ def finetune_ensemble(corpus_dir, model_dir, out_dir, seeds=(0, 1, 2), epochs=20
             fn = sampled_mask_fn(tr, la if part == "masked" else None, ft_temp, frac,
                                  torch.Generator().manual_seed(sd), block)
             m = train_classifier(copy.deepcopy(ms["cloud"]), None, tr.intent, epochs=epochs, lr=lr, seed=sd,
-                                 log=log, name=f"cloud fine-tune ({part}, seed {sd})", augment=augment, wave_fn=fn)
+                                 log=log, name=f"cloud fine-tune ({part}, seed {sd})", augment=augment, wave_fn=fn,
+                                 voice_aug=voice_aug)
             members.append(m.state_dict())
         st[f"cloud_{part}"] = members
     rec = {"from": str(src), "parts": list(parts), "seeds": seeds, "epochs": epochs, "lr": lr, "ft_temp": ft_temp,
-           "augment": augment, "train_kept_fraction": frac}
+           "augment": augment, "voice_aug": voice_aug, "train_kept_fraction": frac}
     st["finetune"] = rec
     out.mkdir(parents=True, exist_ok=True)
     torch.save(st, out / "speech_models.pt")

@@ -523,3 +523,24 @@ def test_stratified_validation_covers_voice_families():
     corp.families = None
     with pytest.raises(ValueError, match="speaker descriptions"):
         split_validation(corp, 3, 0, stratify=True)
+
+
+def test_per_speaker_breakdown():
+    from edgelearn.speech.evaluate import per_speaker
+
+    corp = _noise_corpus(n=4)
+    corp.speaker = np.array([0, 0, 1, 1])
+    corp.speakers = ["s0", "s1"]
+    corp.families = {"s0": "espeak-ng 50/165"}
+    corp.intent = torch.tensor([0, 1, 1, 1])
+
+    class Always1(torch.nn.Module):
+        def forward(self, f):
+            return torch.tensor([[0.0, 1.0]]).expand(len(f), 2)
+
+    gates = [np.array([1, 0, 0, 0]), np.array([1, 1]), np.array([1, 1, 1]), np.array([0])]
+    rows = per_speaker(corp, gates, {"clean": (Always1(), torch.zeros(4, 5, 40))})
+    assert [r["speaker"] for r in rows] == ["s0", "s1"] and [r["n"] for r in rows] == [2, 2]
+    assert rows[0]["voice"] == "espeak-ng 50/165" and rows[1]["voice"] == "?"
+    assert rows[0]["kept"] == pytest.approx(3 / 6) and rows[1]["kept"] == pytest.approx(3 / 4)
+    assert rows[0]["clean"] == pytest.approx(0.5) and rows[1]["clean"] == pytest.approx(1.0)

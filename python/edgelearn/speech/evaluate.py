@@ -165,6 +165,10 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
            "masked": accuracy(ms["cloud_masked"], f_mask, te.intent),
            "random_frozen_cloud": accuracy(ms["cloud"], f_rand, te.intent),
            "random": accuracy(ms["cloud_random"], f_rand, te.intent)}
+    rows = per_speaker(te, gates, {"clean": (ms["cloud"], f_clean), "masked": (ms["cloud_masked"], f_mask)})
+    for r in rows:
+        log(f"  {r['speaker']} ({r['voice']}): kept {r['kept']:.3f}, clean {r['clean']:.3f}, masked {r['masked']:.3f}")
+    rep.add(name="per_speaker", rows=rows)
     vfrac = voiced_kept_fraction(tes, gates)
     log(f"kept fraction {frac:.3f} (of speech segments: {vfrac:.3f}, {block * 40} ms gates); intent accuracy {acc}")
     rep.add(name="intent_accuracy", kept_fraction=frac, kept_fraction_speech=vfrac, gate_ms=block * 40,
@@ -238,6 +242,24 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
     if plot:
         plot_gates(tes.int16(0), gates[0], plot, title=te.utts[0]["text"])
     return rep
+
+
+def per_speaker(corpus, gates, models: dict) -> list[dict]:
+    """Per speaker: voice family, kept fraction and intent accuracy of each (model, features) pair in `models`
+    (where a validation/test gap comes from)."""
+    preds = {}
+    with torch.no_grad():
+        for k, (m, f) in models.items():
+            m.eval()
+            preds[k] = torch.cat([m(f[i: i + 128]).argmax(1) for i in range(0, len(f), 128)]) == corpus.intent
+    rows = []
+    for s in np.unique(corpus.speaker):
+        idx = np.flatnonzero(corpus.speaker == s)
+        name = corpus.speakers[s]
+        rows.append({"speaker": name, "voice": (corpus.families or {}).get(name, "?"), "n": int(idx.size),
+                     "kept": float(sum(gates[i].sum() for i in idx) / sum(gates[i].size for i in idx)),
+                     **{k: float(p[idx].float().mean()) for k, p in preds.items()}})
+    return rows
 
 
 def voiced_kept_fraction(corpus, gates, floor_db: float = 30.0) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -544,3 +545,27 @@ def test_per_speaker_breakdown():
     assert rows[0]["voice"] == "espeak-ng 50/165" and rows[1]["voice"] == "?"
     assert rows[0]["kept"] == pytest.approx(3 / 6) and rows[1]["kept"] == pytest.approx(3 / 4)
     assert rows[0]["clean"] == pytest.approx(0.5) and rows[1]["clean"] == pytest.approx(1.0)
+
+
+def test_kl_cvar_is_the_worst_fraction_of_each_batch():
+    """kl_cvar = 1 is the plain mean (the same training, bit for bit); a smaller q reports a KL at least as large
+    (the mean of the worst utterances); bad q is refused."""
+    from edgelearn.speech.train import feats_of, train_masker
+
+    n, L = 16, 16 * SEG
+    wave = torch.randn(n, L, generator=torch.Generator().manual_seed(0)) * 0.1
+    wave[:8] *= torch.linspace(0, 1, L)                    # two kinds of utterance: some harder than others
+    feats = feats_of(wave)
+    torch.manual_seed(0)
+    cloud = CloudSLU(3).eval()
+
+    def run(q):
+        torch.manual_seed(1)
+        return train_masker(copy.deepcopy(cloud), GateNet(), wave, feats, np.full(n, L), keep_target=0.5, epochs=2,
+                            bs=8, log=lambda s: None, kl_cvar=q)
+    mean, one, worst = run(None), run(1.0), run(0.25)
+    assert mean == one
+    assert worst[0]["kl"] >= mean[0]["kl"]
+    for q in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="kl_cvar"):
+            train_masker(cloud, GateNet(), wave, feats, np.full(n, L), kl_cvar=q, log=lambda s: None)

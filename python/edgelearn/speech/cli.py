@@ -81,6 +81,7 @@ def cmd_train(args) -> int:
                     keep_target=args.keep_target, block=args.block, rounds=args.rounds, normalise=args.normalise,
                     ft_temp=args.ft_temp, device_gates=args.device_gates,
                     ft_distill=args.ft_distill, val_stratify=args.val_stratify, voice_aug=args.voice_aug,
+                    kl_cvar=args.kl_cvar,
                     log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
@@ -195,6 +196,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    "(engine, pitch/rate variant) in turn, so validation holds every kind of voice")
     t.add_argument("--voice-aug", action="store_true", help="voice augmentation in every cloud training: mel-axis "
                    "warp (+-10%%) and time stretch (+-15%%) per utterance")
+    t.add_argument("--kl-cvar", type=float, metavar="Q", help="masker's KL over the worst fraction Q of each batch "
+                   "(CVaR; e.g. 0.25) instead of the mean, so hard voices keep the segments they need")
     t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "
                    "and --val-speakers): skips stage 1")
     h = ss.add_parser("threshold", help="another operating point of a trained masker: keep log_alpha > DELTA",

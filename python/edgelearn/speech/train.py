@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -150,9 +151,13 @@ RHO = 20.0   # quadratic weight of the kept-budget violation (augmented Lagrangi
 
 
 def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
-                 seed=0, log=print, keep_target=None, block=1):
+                 seed=0, log=print, keep_target=None, block=1, kl_cvar=None):
     """Lagrangian training of the GateNet (see the module doc): the KL budget gamma, or the kept budget keep_target
-    when given. Returns the history of (kept, kl, lambda) per epoch."""
+    when given. kl_cvar q in (0, 1]: the KL term is the mean over the worst q of each batch's utterances (CVaR)
+    instead of over all, so voices the cloud model finds hard get the segments they need rather than being
+    averaged away. Returns the history of (kept, kl, lambda) per epoch."""
+    if kl_cvar is not None and not 0 < kl_cvar <= 1:
+        raise ValueError(f"kl_cvar: must be in (0, 1], got {kl_cvar}")
     for p in cloud.parameters():
         p.requires_grad_(False)
     cloud.eval()
@@ -176,7 +181,8 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             masked = wave[idx] * upsample_gates(z, wave.shape[1])
             logq = F.log_softmax(cloud(logmel_torch(masked)), -1)
             logp = p_clean_all[idx]
-            kl = (logp.exp() * (logp - logq)).sum(-1).mean()
+            kl_u = (logp.exp() * (logp - logq)).sum(-1)
+            kl = kl_u.mean() if kl_cvar is None else kl_u.topk(max(1, math.ceil(kl_cvar * len(kl_u)))).values.mean()
             kept = (hard_concrete_p_open(la) * valid).sum() / valid.sum()
             stay = 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near the clamp
             if keep_target is None:
@@ -300,7 +306,8 @@ def validation_split(corpus: Corpus, state: dict) -> tuple[np.ndarray, np.ndarra
 def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
-              device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, log=print) -> dict:
+              device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
+              log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -311,7 +318,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     device_gates: fine-tune on (and validate with) the gates the device computes (``log_alphas``); ft_distill:
     weight of the clean model's predictions on clean audio as soft targets in the fine-tuning (both copies);
     val_stratify: validation speakers drawn across voice families (``split_validation``); voice_aug:
-    ``voice_augment`` in every cloud training (clean and fine-tuning)."""
+    ``voice_augment`` in every cloud training (clean and fine-tuning); kl_cvar: the masker's KL over the worst
+    fraction of each batch (``train_masker``)."""
     if keep_target is not None and not 0 < keep_target < 1:
         raise ValueError(f"keep_target: must be in (0, 1), got {keep_target}")
     if ft_temp is not None and not ft_temp > 0:
@@ -355,7 +363,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     for r in range(rounds):   # the first round against the clean cloud model, later ones against the fine-tuned
         hist += train_masker(teacher, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
-                             keep_target=keep_target, block=block)
+                             keep_target=keep_target, block=block, kl_cvar=kl_cvar)
         gates = hard_gates(gatenet, ftr, tr.length, block, device_gates)
         frac = kept_fraction(gates)
         log(f"round {r + 1}/{rounds}: train kept fraction (hard gates) {frac:.3f}")
@@ -382,7 +390,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "lr_dual": lr_dual, "cloud_from": str(cloud_from) if cloud_from else None,
                            "keep_target": keep_target, "block": block, "rounds": rounds, "normalise": normalise,
                            "ft_temp": ft_temp, "device_gates": device_gates,
-                           "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug}}
+                           "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug,
+                           "kl_cvar": kl_cvar}}
     if val.any():
         va = full.subset(val)
         vg = hard_gates(gatenet, feats_of(va.wave), va.length, block, device_gates)

@@ -18,7 +18,7 @@ EXAMPLES_TRAIN = """examples:
   edgelearn speech train --keep-target 0.35 --block 3 --rounds 2 --cloud-from runs/speech/m90 --models runs/speech/k35
   edgelearn speech train --keep-target 0.45 --rounds 2 --epochs-ft 32 --lr-ft 3e-3 --ft-temp 4 --device-gates \\
       --cloud-from runs/speech/m90 --models runs/speech/k45      fine-tuning on sampled masks (docs/speech.md)
-  edgelearn speech train --val-stratify --voice-aug --kl-cvar 0.25 --keep-target 0.40 --rounds 2 --epochs-ft 20 \
+  edgelearn speech train --val-stratify --voice-aug --kl-cvar 0.25 --keep-target 0.40 --rounds 2 --epochs-ft 20 \\
       --lr-ft 3e-3 --ft-temp 4 --device-gates --models runs/speech/v40c   every voice family in validation,
                                                                           voice augmentation, worst-case KL
 """

@@ -569,3 +569,27 @@ def test_kl_cvar_is_the_worst_fraction_of_each_batch():
     for q in (0.0, 1.5, -0.1):
         with pytest.raises(ValueError, match="kl_cvar"):
             train_masker(cloud, GateNet(), wave, feats, np.full(n, L), kl_cvar=q, log=lambda s: None)
+
+
+def test_kl_term_mean_cvar_and_worst_family():
+    from edgelearn.speech.train import _kl_term
+
+    kl = torch.tensor([0.1, 0.2, 0.3, 1.0, 2.0, 0.4])
+    fam = torch.tensor([0, 0, 0, 1, 1, 2])
+    assert torch.isclose(_kl_term(kl, None, None), kl.mean())
+    assert torch.isclose(_kl_term(kl, 1 / 3, None), torch.tensor(1.5))          # the worst 2 of 6
+    assert torch.isclose(_kl_term(kl, None, fam), torch.tensor(1.5))            # family 1's mean is the largest
+    assert torch.isclose(_kl_term(kl, 0.5, fam), torch.tensor(2.0))             # its worst half
+    assert torch.isclose(_kl_term(kl, None, torch.zeros(6, dtype=torch.long)), kl.mean())   # one family: the mean
+
+
+def test_train_masker_with_voice_families():
+    from edgelearn.speech.train import feats_of, train_masker
+
+    n, L = 16, 16 * SEG
+    wave = torch.randn(n, L, generator=torch.Generator().manual_seed(0)) * 0.1
+    torch.manual_seed(0)
+    groups = torch.tensor([0] * 12 + [1] * 4)
+    hist = train_masker(CloudSLU(3).eval(), GateNet(), wave, feats_of(wave), np.full(n, L), keep_target=0.5,
+                        epochs=2, bs=8, log=lambda s: None, groups=groups)
+    assert len(hist) == 2 and all(np.isfinite(h["kl"]) and 0 <= h["kept"] <= 1 for h in hist)

@@ -84,7 +84,7 @@ def cmd_train(args) -> int:
                     keep_target=args.keep_target, block=args.block, rounds=args.rounds, normalise=args.normalise,
                     ft_temp=args.ft_temp, device_gates=args.device_gates,
                     ft_distill=args.ft_distill, val_stratify=args.val_stratify, voice_aug=args.voice_aug,
-                    kl_cvar=args.kl_cvar,
+                    kl_cvar=args.kl_cvar, kl_family_max=args.kl_family_max,
                     log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
@@ -201,6 +201,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    "warp (+-10%%) and time stretch (+-15%%) per utterance")
     t.add_argument("--kl-cvar", type=float, metavar="Q", help="masker's KL over the worst fraction Q of each batch "
                    "(CVaR; e.g. 0.25) instead of the mean, so hard voices keep the segments they need")
+    t.add_argument("--kl-family-max", action="store_true", help="masker's KL is the worst voice family's in each "
+                   "batch (group DRO; with --kl-cvar, the CVaR within each family)")
     t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "
                    "and --val-speakers): skips stage 1")
     h = ss.add_parser("threshold", help="another operating point of a trained masker: keep log_alpha > DELTA",

@@ -150,12 +150,24 @@ LA_BOUND = 4.0   # log_alpha clamped to +-4 while training the masker (straight-
 RHO = 20.0   # quadratic weight of the kept-budget violation (augmented Lagrangian)
 
 
+def _kl_term(kl_u: torch.Tensor, cvar: float | None, groups: torch.Tensor | None) -> torch.Tensor:
+    """The masker's KL from per-utterance KLs: the mean, or the mean of the worst fraction cvar; with groups, that
+    statistic per group and the largest of them."""
+    def stat(v):
+        return v.mean() if cvar is None else v.topk(max(1, math.ceil(cvar * len(v)))).values.mean()
+    if groups is None:
+        return stat(kl_u)
+    return torch.stack([stat(kl_u[groups == g]) for g in torch.unique(groups)]).max()
+
+
 def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
-                 seed=0, log=print, keep_target=None, block=1, kl_cvar=None):
+                 seed=0, log=print, keep_target=None, block=1, kl_cvar=None, groups=None):
     """Lagrangian training of the GateNet (see the module doc): the KL budget gamma, or the kept budget keep_target
     when given. kl_cvar q in (0, 1]: the KL term is the mean over the worst q of each batch's utterances (CVaR)
     instead of over all, so voices the cloud model finds hard get the segments they need rather than being
-    averaged away. Returns the history of (kept, kl, lambda) per epoch."""
+    averaged away. groups ([N] ints, e.g. voice families): the KL term is the largest group mean in each batch
+    (group DRO: the worst-served kind of voice sets the constraint), computed over each group's utterances with
+    kl_cvar applied within the group when both are given. Returns the history of (kept, kl, lambda) per epoch."""
     if kl_cvar is not None and not 0 < kl_cvar <= 1:
         raise ValueError(f"kl_cvar: must be in (0, 1], got {kl_cvar}")
     for p in cloud.parameters():
@@ -182,7 +194,7 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             logq = F.log_softmax(cloud(logmel_torch(masked)), -1)
             logp = p_clean_all[idx]
             kl_u = (logp.exp() * (logp - logq)).sum(-1)
-            kl = kl_u.mean() if kl_cvar is None else kl_u.topk(max(1, math.ceil(kl_cvar * len(kl_u)))).values.mean()
+            kl = _kl_term(kl_u, kl_cvar, None if groups is None else groups[idx])
             kept = (hard_concrete_p_open(la) * valid).sum() / valid.sum()
             stay = 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near the clamp
             if keep_target is None:
@@ -307,7 +319,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
               device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
-              log=print) -> dict:
+              kl_family_max=False, log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -319,7 +331,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     weight of the clean model's predictions on clean audio as soft targets in the fine-tuning (both copies);
     val_stratify: validation speakers drawn across voice families (``split_validation``); voice_aug:
     ``voice_augment`` in every cloud training (clean and fine-tuning); kl_cvar: the masker's KL over the worst
-    fraction of each batch (``train_masker``)."""
+    fraction of each batch (``train_masker``); kl_family_max: the masker's KL is the worst voice family's in each
+    batch (``train_masker`` groups)."""
     if keep_target is not None and not 0 < keep_target < 1:
         raise ValueError(f"keep_target: must be in (0, 1), got {keep_target}")
     if ft_temp is not None and not ft_temp > 0:
@@ -354,6 +367,12 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     gatenet.mean.copy_(flat.mean(0))
     gatenet.std.copy_(flat.std(0) + 1e-3)
     sub = np.sort(np.random.default_rng(seed).permutation(len(tr.ids))[:mask_utts])   # the masker needs fewer
+    groups = None
+    if kl_family_max:
+        if not tr.families:
+            raise ValueError("kl_family_max: the corpus manifest has no speaker descriptions")
+        names = sorted(set(tr.families.values()))
+        groups = torch.tensor([names.index(tr.families[tr.speakers[k]]) for k in tr.speaker[sub]])
     hist, teacher = [], cloud
     soft = None
     if ft_distill > 0:
@@ -363,7 +382,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     for r in range(rounds):   # the first round against the clean cloud model, later ones against the fine-tuned
         hist += train_masker(teacher, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
-                             keep_target=keep_target, block=block, kl_cvar=kl_cvar)
+                             keep_target=keep_target, block=block, kl_cvar=kl_cvar, groups=groups)
         gates = hard_gates(gatenet, ftr, tr.length, block, device_gates)
         frac = kept_fraction(gates)
         log(f"round {r + 1}/{rounds}: train kept fraction (hard gates) {frac:.3f}")
@@ -391,7 +410,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "keep_target": keep_target, "block": block, "rounds": rounds, "normalise": normalise,
                            "ft_temp": ft_temp, "device_gates": device_gates,
                            "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug,
-                           "kl_cvar": kl_cvar}}
+                           "kl_cvar": kl_cvar, "kl_family_max": kl_family_max}}
     if val.any():
         va = full.subset(val)
         vg = hard_gates(gatenet, feats_of(va.wave), va.length, block, device_gates)

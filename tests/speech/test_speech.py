@@ -410,6 +410,19 @@ def test_distillation_follows_the_soft_targets():
         assert accuracy(m, feats, target) > 0.9
 
 
+def _model_dir(path, intents, val_speakers):
+    """A trained-run directory with untrained models (width 16) and a gate net that keeps some segments."""
+    torch.manual_seed(0)
+    g = GateNet()
+    g.mean.normal_(-8, 1)
+    g.std.uniform_(1, 2)
+    clouds = {k: CloudSLU(len(intents), 16).state_dict() for k in ("cloud", "cloud_masked", "cloud_random")}
+    path.mkdir()
+    torch.save({"intents": sorted(intents), "gatenet": g.state_dict(), "seed": 0,
+                "settings": {"width": 16, "val_speakers": val_speakers, "block": 1}, **clouds}, path / "speech_models.pt")
+    return path
+
+
 @needs_tools
 def test_threshold_shift_keeps_a_subset_of_segments(tiny, tmp_path):
     pytest.importorskip("edgelearn.kernels.speech")
@@ -418,15 +431,7 @@ def test_threshold_shift_keeps_a_subset_of_segments(tiny, tmp_path):
     from edgelearn.speech.train import load_corpus, load_models, shift_threshold
 
     d, m = tiny
-    torch.manual_seed(0)
-    g = GateNet()
-    g.mean.normal_(-8, 1)
-    g.std.uniform_(1, 2)
-    clouds = {k: CloudSLU(len(m["intents"]), 16).state_dict() for k in ("cloud", "cloud_masked", "cloud_random")}
-    src = tmp_path / "k"
-    src.mkdir()
-    torch.save({"intents": sorted(m["intents"]), "gatenet": g.state_dict(), "seed": 0,
-                "settings": {"width": 16, "val_speakers": 0, "block": 1}, **clouds}, src / "speech_models.pt")
+    src = _model_dir(tmp_path / "k", m["intents"], val_speakers=0)
     shift_threshold(src, tmp_path / "t1", 1.0, d)
     rec = shift_threshold(tmp_path / "t1", tmp_path / "t2", 1.0, d)   # shifts add up
     assert rec == {"delta": 2.0, "from": str(tmp_path / "t1")}
@@ -453,15 +458,7 @@ def test_finetune_ensemble_replaces_only_the_cloud_side(tiny, tmp_path):
     from edgelearn.speech.train import finetune_ensemble, load_models, shift_threshold
 
     d, m = tiny
-    torch.manual_seed(0)
-    g = GateNet()
-    g.mean.normal_(-8, 1)
-    g.std.uniform_(1, 2)
-    clouds = {k: CloudSLU(len(m["intents"]), 16).state_dict() for k in ("cloud", "cloud_masked", "cloud_random")}
-    src = tmp_path / "k"
-    src.mkdir()
-    torch.save({"intents": sorted(m["intents"]), "gatenet": g.state_dict(), "seed": 0,
-                "settings": {"width": 16, "val_speakers": 3, "block": 1}, **clouds}, src / "speech_models.pt")
+    src = _model_dir(tmp_path / "k", m["intents"], val_speakers=3)
     (src / "gatenet_s8.bin").write_bytes(b"\x01\x02\x03")
     rec = finetune_ensemble(d, src, tmp_path / "e", seeds=(0, 1), epochs=1, parts=("masked",), log=lambda s: None)
     assert rec["seeds"] == [0, 1] and 0 < rec["train_kept_fraction"] <= 1

@@ -1,4 +1,4 @@
-// Bindings of the quant family: qgemm_pack_s8 (-> _QWeightS8), qgemm_s8, qlinear_s8, qlinear_lora_s8, qadapter_update_s8
+// Bindings of the quant family: qgemm_pack_s8 (-> _QWeightS8), qgemm_unpack_s8, qgemm_s8, qlinear_s8, qlinear_lora_s8, qadapter_update_s8
 // (contract: edgelearn/quant.h). Arguments are taken as Python objects and converted here, so every TypeError /
 // ValueError names its argument.
 #include <pybind11/stl.h>
@@ -80,14 +80,6 @@ void register_quant(py::module_& m) {
             return a;
           },
           "Per-channel sums of W (int32 [np], 0 for padding).")
-      .def(
-          "unpack",
-          [](const QWeightS8& w) {
-            py::array_t<int8_t> a({w.n, w.k});
-            qgemm_unpack_s8(w, a.mutable_data());
-            return a;
-          },
-          "W [n, k] back, exactly.")
       .def("__repr__",
            [](const QWeightS8& w) {
              return "QWeightS8(n=" + std::to_string(w.n) + ", k=" + std::to_string(w.k) + ")";
@@ -106,6 +98,14 @@ void register_quant(py::module_& m) {
             return qgemm_pack_s8(W.data(), W.shape(0), W.shape(1));
           }));
 
+  m.def(
+      "qgemm_unpack_s8",
+      [](const QWeightS8& w) {
+        py::array_t<int8_t> a({w.n, w.k});
+        qgemm_unpack_s8(w, a.mutable_data());
+        return a;
+      },
+      py::arg("W"), "W [n, k] back from the packed layout, exactly (the inverse of qgemm_pack_s8).");
   m.def("_quant_level", &quant_level, "SIMD path of the quant kernels: 'amx', 'avx512vnni', 'avx2' or 'scalar'.");
   m.def(
       "_quant_force_level", [](const std::string& level) { quant_force_level(level.c_str()); }, py::arg("level"),

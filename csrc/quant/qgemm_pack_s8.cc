@@ -1,4 +1,5 @@
 // qgemm_pack_s8: a frozen int8 weight W [n, k] in the layout of the qgemm micro-kernels (contract: quant.h).
+#include <cstring>
 #include <string>
 
 #include "edgelearn/common.h"
@@ -27,11 +28,12 @@ QWeightS8 qgemm_pack_s8(const int8_t* W, int64_t n, int64_t k) {
   const int64_t groups = w.kp / 4;
   for (int64_t j = 0; j < n; ++j) {
     int32_t s = 0;
+    const int8_t* row = W + j * k;
     int8_t* blk = w.data.data() + (j / 16) * groups * 64 + 4 * (j % 16);
-    for (int64_t t = 0; t < k; ++t) {
-      blk[(t / 4) * 64 + (t % 4)] = W[j * k + t];
-      s += W[j * k + t];
-    }
+    for (int64_t t = 0; t < k; ++t) s += row[t];
+    const int64_t full = k / 4;   // whole 4-byte groups: one 4-byte copy each; the last group may be partial
+    for (int64_t g = 0; g < full; ++g) std::memcpy(blk + g * 64, row + 4 * g, 4);
+    if (k % 4) std::memcpy(blk + full * 64, row + 4 * full, size_t(k % 4));
     w.colsum[size_t(j)] = s;
   }
   return w;
@@ -42,7 +44,10 @@ void qgemm_unpack_s8(const QWeightS8& w, int8_t* W) {
   const int64_t groups = w.kp / 4;
   for (int64_t j = 0; j < w.n; ++j) {
     const int8_t* blk = w.data.data() + (j / 16) * groups * 64 + 4 * (j % 16);
-    for (int64_t t = 0; t < w.k; ++t) W[j * w.k + t] = blk[(t / 4) * 64 + (t % 4)];
+    int8_t* row = W + j * w.k;
+    const int64_t full = w.k / 4;
+    for (int64_t g = 0; g < full; ++g) std::memcpy(row + 4 * g, blk + g * 64, 4);
+    if (w.k % 4) std::memcpy(row + 4 * full, blk + full * 64, size_t(w.k % 4));
   }
 }
 

@@ -84,8 +84,6 @@ class _QWeightS8:
     @property
     def colsum(self) -> npt.NDArray[np.int32]:
         """Per-channel sums of W, [np] (0 for padding)."""
-    def unpack(self) -> npt.NDArray[np.int8]:
-        """W [n, k] back, exactly."""
 
 def _quant_level() -> str:
     """SIMD path of the quant kernels: 'amx', 'avx512vnni', 'avx2' or 'scalar'."""
@@ -95,6 +93,9 @@ def _quant_force_level(level: str) -> None:
 
 def qgemm_pack_s8(W: npt.NDArray[np.int8]) -> _QWeightS8:
     """Packs W [n, k] (values in [-127, 127], k <= 65536) once for qgemm_s8 / qlinear_lora_s8."""
+
+def qgemm_unpack_s8(W: _QWeightS8) -> npt.NDArray[np.int8]:
+    """W [n, k] back from the packed layout, exactly (the inverse of qgemm_pack_s8)."""
 
 def qgemm_s8(
     x: npt.NDArray[np.int8],  # [m, k]

@@ -84,7 +84,7 @@ class QLinear(nn.Module):
 
     def dequantized(self) -> torch.Tensor:
         """w_scale * W as float32 [n, k] (the reference path's weight)."""
-        return torch.from_numpy(self.W.unpack().astype(np.float32) * self.w_scale[:, None])
+        return torch.from_numpy(quant.qgemm_unpack_s8(self.W).astype(np.float32) * self.w_scale[:, None])
 
     def base_fp32(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(fake_quant(x, self.x_scale), self.dequantized(), self.bias_t)

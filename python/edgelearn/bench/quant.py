@@ -176,6 +176,28 @@ def _bench_qadapter(report: Report, rng: np.random.Generator, quick: bool, torch
     report.claim("qadapter_update_s8 stochastic rounding |mean error| in steps (16M draws)", bias, "<= 1e-3")
 
 
+def _bench_pack(report: Report, rng: np.random.Generator, quick: bool, torch) -> None:
+    """qgemm_pack_s8 and qgemm_unpack_s8 on a 1536 x 384 weight (one Linear of the MiniLM backbone) against their
+    NumPy twins and, as the outside baseline, torch's permute + contiguous of the same blocked layout (zero padding
+    skipped: the shape is a multiple of the blocks). Rows only; checked bit-exact."""
+    n, k = 1536, 384
+    W = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    P = quant.qgemm_pack_s8(W)
+    ok = bool(np.array_equal(P.data, ref.qgemm_pack_s8(W)) and np.array_equal(quant.qgemm_unpack_s8(P), W))
+    D = np.ascontiguousarray(P.data)
+    pack = {"native": lambda: quant.qgemm_pack_s8(W), "reference": lambda: ref.qgemm_pack_s8(W)}
+    unpack = {"native": lambda: quant.qgemm_unpack_s8(P), "reference": lambda: ref.qgemm_unpack_s8(D, n, k)}
+    if torch is not None:
+        tW, tD = torch.from_numpy(W), torch.from_numpy(D)
+        pack["torch"] = lambda: tW.reshape(n // 16, 16, k // 4, 4).permute(0, 2, 1, 3).contiguous()
+        unpack["torch"] = lambda: tD.permute(0, 2, 1, 3).reshape(n, k).contiguous()
+    for name, fns in (("qgemm_pack_s8", pack), ("qgemm_unpack_s8", unpack)):
+        best = best_interleaved(fns, 3 if quick else 10, 0.05 if quick else 0.2)
+        row = {f"{c}_ms": t * 1e3 for c, t in best.items()}
+        row.update({f"speedup_vs_{c}": t / best["native"] for c, t in best.items() if c != "native"})
+        report.add(kernel=name, n=n, k=k, bit_exact=ok, **row)
+
+
 def _bench_qlora(report: Report, rng: np.random.Generator, quick: bool) -> None:
     """qlinear_lora_s8 (int8 base + float LoRA, P perturbation streams, shared input) against the float zo kernel on
     the dequantised weights (the same layer in fp32) and its NumPy twin (timed on fewer streams and scaled: linear
@@ -298,6 +320,7 @@ def run(quick: bool = False) -> Report:
         except ImportError:  # threadpoolctl absent: NumPy's BLAS cannot be pinned to one thread
             pass
     _bench_qadapter(report, rng, quick, torch)
+    _bench_pack(report, rng, quick, torch)
     _bench_qlora(report, rng, quick)
     if torch is not None:
         try:

@@ -9,7 +9,7 @@ from .. import _kernels
 from . import _validate as v
 from .zo import MODES, ZO_DISTS, num_streams
 
-#: Packed int8 weights [n, k] (create with qgemm_pack_s8; .unpack() gives W back; picklable).
+#: Packed int8 weights [n, k] (create with qgemm_pack_s8; qgemm_unpack_s8 gives W back; picklable).
 QWeightS8 = _kernels._QWeightS8
 OUT_DTYPES = {"float32": 0, "int8": 1}
 _TINY = float(np.finfo(np.float32).tiny)
@@ -64,6 +64,11 @@ def qgemm_pack_s8(W) -> QWeightS8:
         j, t = np.argwhere(W == -128)[0]
         raise ValueError(f"W: values must be in [-127, 127] (symmetric int8), found -128 at [{j}, {t}]")
     return _kernels.qgemm_pack_s8(W)
+
+
+def qgemm_unpack_s8(W) -> np.ndarray:
+    """int8 W [n, k] back from packed weights (the inverse of qgemm_pack_s8, exact)."""
+    return _kernels.qgemm_unpack_s8(_packed(W))
 
 
 def qgemm_s8(x, W, w_scale, x_scale, bias=None, x_zero_point=0, out_dtype="float32", y_scale=None,
@@ -253,5 +258,5 @@ def qadapter_update_s8(q, scales, grads, lr, seed, streams=None, qas=False):
     return q
 
 
-__all__ = ["QWeightS8", "OUT_DTYPES", "qgemm_pack_s8", "qgemm_s8", "qlinear_lora_s8", "qadapter_update_s8", "MODES", "ZO_DISTS",
+__all__ = ["QWeightS8", "OUT_DTYPES", "qgemm_pack_s8", "qgemm_unpack_s8", "qgemm_s8", "qlinear_lora_s8", "qadapter_update_s8", "MODES", "ZO_DISTS",
            "num_streams"]

@@ -122,6 +122,15 @@ def _pack_layout(W):
     return quant.qgemm_pack_s8(W).data
 
 
+def _make_qunpack(rng_: np.random.Generator, size: str) -> Case:
+    (W,) = _make_qpack(rng_, size).args
+    return Case((quant.qgemm_pack_s8(W),))
+
+
+def _reference_unpack(W):
+    return ref.qgemm_unpack_s8(W.data, *W.shape)
+
+
 def _make_qgemm(rng_: np.random.Generator, size: str, out_dtype: str = "float32", per_token: bool = False) -> Case:
     if size == "bench":
         m, k, n = 512, 384, 1536
@@ -214,6 +223,8 @@ ENTRIES: dict[str, Entry] = {
         Entry("zo_attention_packed_f32", zo.zo_attention_packed_f32, ref.zo_attention_packed_f32, _make_zo_attention,
               Tolerance(rtol=1e-5, atol=1e-5), "zo"),
         Entry("qgemm_pack_s8", _pack_layout, ref.qgemm_pack_s8, _make_qpack, Tolerance(exact=True), "quant"),
+        Entry("qgemm_unpack_s8", quant.qgemm_unpack_s8, _reference_unpack, _make_qunpack, Tolerance(exact=True),
+              "quant"),
         Entry("qgemm_s8", quant.qgemm_s8, ref.qgemm_s8, _make_qgemm, Tolerance(exact=True), "quant"),
         Entry("qlinear_s8", quant.qlinear_s8, ref.qlinear_s8, _make_qlinear, Tolerance(exact=True), "quant"),
         Entry("qlinear_lora_s8", quant.qlinear_lora_s8, _reference_qlora, _make_qlora,

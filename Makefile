@@ -8,12 +8,13 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: setup system main test test-all bench
 
 # Debian tools of the speech pipeline (synthesis voices, audio effects); installed once, as root.
-SYSTEM_TOOLS := espeak-ng flite sox
+SYSTEM_TOOLS := espeak-ng flite sox text2wave
+SYSTEM_PACKAGES := espeak-ng flite sox festival festvox-kdlpc16k festvox-us-slt-hts libsndfile1
 system:
 	@for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(SYSTEM_TOOLS) libsndfile1; \
-	  else echo "speech tools missing: run 'sudo apt-get install -y $(SYSTEM_TOOLS)' (speech tests will skip)"; fi; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	  else echo "speech tools missing: run 'sudo apt-get install -y $(SYSTEM_PACKAGES)' (speech tests will skip)"; fi; \
 	fi
 
 $(BIN)/python:

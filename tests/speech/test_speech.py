@@ -59,6 +59,52 @@ def test_synthesis_manifest_and_determinism(tiny, tmp_path):
         json.loads((d / "manifest.json").read_text())
 
 
+FESTIVAL = shutil.which("text2wave") is not None
+
+
+@needs_tools
+@pytest.mark.skipif(not FESTIVAL, reason="festival missing: apt-get install -y " + synth.FESTIVAL_PACKAGES)
+def test_extra_training_speakers_leave_base_corpus_unchanged(tiny, tmp_path):
+    d, m = tiny
+    mx = synth.synthesize(tmp_path, n_speakers=21, per_speaker=1, n_test_speakers=4, workers=2, progress=False,
+                          extra_train=3)
+    base = {u["id"]: u for u in m["utterances"]}
+    extra = [u for u in mx["utterances"] if u["id"] not in base]
+    assert len(extra) == 3 and all(u["split"] == "train" for u in extra)
+    assert all(base[u["id"]]["sha1"] == u["sha1"] for u in mx["utterances"] if u["id"] in base)
+    assert mx["test_speakers"] == m["test_speakers"]
+    ex = [s for s in mx["speakers"] if s.get("extra")]
+    assert [s["engine"] for s in ex][:2] == ["festival", "festival"]
+    for u in extra:   # festival's voices really spoke (not silence)
+        x = audio.read_wav(tmp_path / u["path"]).astype(np.float64)
+        assert x.size > 16000 * 0.5 and x.std() > 500
+    test_voices = {(s["engine"], s["voice"]) for s in mx["speakers"] if s["id"] in mx["test_speakers"]}
+    assert not {(s["engine"], s["voice"]) for s in ex} & test_voices   # never a test speaker's voice
+    # the validation speakers do not change when extra training speakers are added
+    from edgelearn.speech.train import load_corpus, split_validation
+
+    c, cx = load_corpus(d), load_corpus(tmp_path)
+    for strat in (False, True):
+        val = {c.speakers[k] for k in c.speaker[split_validation(c, 3, 0, strat)[1]]}
+        valx = {cx.speakers[k] for k in cx.speaker[split_validation(cx, 3, 0, strat)[1]]}
+        assert val == valx and not valx & set(cx.extra)
+    with pytest.raises(ValueError, match="extra_train"):
+        synth.synthesize(tmp_path / "bad", n_speakers=21, per_speaker=1, n_test_speakers=4, extra_train=10)
+
+
+def test_extra_speakers_avoid_held_out_voices():
+    """No extra speaker shares an engine voice with the flite voices that test or validation can hold (rms, kal,
+    kal16); ids continue after the base speakers."""
+    ex = synth.extra_speakers(24, len(synth.EXTRA_TRAIN))
+    assert [s.id for s in ex][:2] == ["spk24", "spk25"] and all(s.extra for s in ex)
+    assert not {s.voice for s in ex} & {"rms", "kal", "kal16"}
+    assert len({(s.engine, s.voice, s.pitch) for s in ex}) == len(ex)
+    left = synth.extra_speakers(24, 7, {("flite", "awb")})     # a test speaker's voice is skipped
+    assert len(left) == 7 and all(s.voice != "awb" for s in left)
+    with pytest.raises(ValueError, match="extra_train"):
+        synth.extra_speakers(24, 8, {("flite", "awb")})
+
+
 def test_bad_audio(tmp_path):
     with pytest.raises(ValueError, match="sample rate"):
         audio.as_int16(np.zeros(1000, np.int16), 8000)

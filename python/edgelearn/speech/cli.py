@@ -10,6 +10,7 @@ EXAMPLES_SYNTH = """examples:
   edgelearn speech synth                              24 speakers x 30 utterances into runs/speech/corpus
   edgelearn speech synth --per-speaker 120 --speakers 40 --out runs/speech/big
   edgelearn speech synth --json runs/speech/synth.json
+  edgelearn speech synth --per-speaker 180 --extra-train 9 --out runs/speech/corpus180x   (more training voices)
 needs: apt-get install -y espeak-ng flite sox; pip install soundfile
 """
 EXAMPLES_TRAIN = """examples:
@@ -59,7 +60,8 @@ def cmd_synth(args) -> int:
     for n in ("speakers", "per_speaker", "test_speakers", "workers"):
         _positive(n.replace("_", "-"), getattr(args, n))
     m = synthesize(args.out, n_speakers=args.speakers, per_speaker=args.per_speaker,
-                   n_test_speakers=args.test_speakers, seed=args.seed, workers=args.workers, force=args.force)
+                   n_test_speakers=args.test_speakers, seed=args.seed, workers=args.workers, force=args.force,
+                   extra_train=args.extra_train)
     u = m["utterances"]
     summary = {"out": args.out, "utterances": len(u), "intents": len(m["intents"]), "speakers": len(m["speakers"]),
                "test_speakers": m["test_speakers"], "hours": sum(x["samples"] for x in u) / 16000 / 3600}
@@ -156,6 +158,9 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     s.add_argument("--per-speaker", type=int, default=30, help="utterances per speaker (bigger corpus: 120)")
     s.add_argument("--test-speakers", type=int, default=6, help="speakers held out for test")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--extra-train", type=int, default=0, metavar="N",
+                   help="N extra training speakers (festival ked/slt-hts voices, flite awb/slt pitch variants; at most "
+                        "9; festival: apt-get install -y festival festvox-kdlpc16k festvox-us-slt-hts)")
     s.add_argument("--workers", type=int, default=2, help="synthesis processes")
     s.add_argument("--force", action="store_true", help="re-synthesise even if the cache matches")
     s.add_argument("--json", metavar="PATH")

@@ -3,7 +3,9 @@
 Each utterance: an intent (scenario_action, >= 20 of them), a phrasing drawn from several templates per intent,
 slot values (person names, times, places, song titles, short message text) drawn from vocabularies. Speech comes
 from espeak-ng (voice ``en+VARIANT``: ``en-gb+VARIANT`` would ignore the variant) and flite (its built-in voices);
-a speaker is an engine voice plus a fixed pitch / rate offset. Each file is varied with sox (tempo, pitch; no
+a speaker is an engine voice plus a fixed pitch / rate offset. Optional extra *training* speakers (``extra_train``)
+add festival's voices and more flite pitch variants: never a test speaker's engine voice, and the pool leaves out
+flite's kal/kal16 (a stratified validation's flite voice); the base speakers' files and split are unchanged. Each file is varied with sox (tempo, pitch; no
 dither) and, after sox, with seeded white noise at a random SNR (numpy, so that it is reproducible). Output: 16 kHz
 mono int16 WAV, and ``manifest.json`` with the transcript, intent, slot spans (word indices) and speaker of each file.
 Train and test are split by speaker. Everything is seeded; a corpus whose manifest records the same settings is
@@ -87,15 +89,22 @@ INTENTS: dict[str, list[str]] = {
 ESPEAK_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
                    "klatt3", "croak"]
 FLITE_VOICES = ["kal16", "awb", "rms", "slt", "kal"]
+# Extra training speakers (engine, voice, sox pitch in cents): festival's ked diphone voice and slt HTS voice
+# (Debian: festival festvox-kdlpc16k festvox-us-slt-hts), flite awb and slt at other pitches.
+EXTRA_TRAIN = [("festival", "ked_diphone", 0), ("festival", "cmu_us_slt_arctic_hts", 0), ("flite", "awb", -300),
+               ("flite", "slt", 300), ("festival", "ked_diphone", -200), ("festival", "cmu_us_slt_arctic_hts", -300),
+               ("flite", "awb", 300), ("flite", "slt", -300), ("festival", "ked_diphone", 200)]
+FESTIVAL_PACKAGES = "festival festvox-kdlpc16k festvox-us-slt-hts"
 
 
 @dataclass(frozen=True)
 class Speaker:
     id: str
-    engine: str   # "espeak-ng" or "flite"
+    engine: str   # "espeak-ng", "flite" or "festival"
     voice: str
-    pitch: int    # espeak -p (0-99); flite: sox pitch shift in cents
-    rate: int     # espeak -s (words per minute); flite: ignored (sox tempo varies it)
+    pitch: int    # espeak -p (0-99); flite, festival: sox pitch shift in cents
+    rate: int     # espeak -s (words per minute); flite, festival: ignored (sox tempo varies it)
+    extra: bool = False   # an extra training speaker: always train, never a validation candidate
 
 
 def speakers(n: int) -> list[Speaker]:
@@ -113,6 +122,15 @@ def speakers(n: int) -> list[Speaker]:
             rate = 0
         out.append(Speaker(f"spk{i:02d}", engine, voice, pitch, rate))
     return out
+
+
+def extra_speakers(n_base: int, n_extra: int, held_out: set = frozenset()) -> list[Speaker]:
+    """The first n_extra of EXTRA_TRAIN whose (engine, voice) is not in held_out (the test speakers' voices),
+    numbered after the n_base speakers."""
+    pool = [x for x in EXTRA_TRAIN if x[:2] not in held_out]
+    if not 0 <= n_extra <= len(pool):
+        raise ValueError(f"extra_train: need 0 <= n <= {len(pool)} (voices not held out for test), got {n_extra}")
+    return [Speaker(f"spk{n_base + i:02d}", e, v, p, 0, True) for i, (e, v, p) in enumerate(pool[:n_extra])]
 
 
 def fill(template: str, rng: np.random.Generator) -> tuple[str, list[dict]]:
@@ -146,7 +164,8 @@ def vocabulary() -> list[str]:
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise FileNotFoundError(f"{name} not found: apt-get install -y espeak-ng flite sox")
+        pkgs = FESTIVAL_PACKAGES if name == "text2wave" else "espeak-ng flite sox"
+        raise FileNotFoundError(f"{name} not found: apt-get install -y {pkgs}")
     return path
 
 
@@ -163,10 +182,16 @@ def _synth_one(job: dict) -> dict:
         text = job["text"]
         if spk.engine == "espeak-ng":
             cmd = [_tool("espeak-ng"), "-v", spk.voice, "-p", str(spk.pitch), "-s", str(spk.rate), "-w", str(raw), text]
-        else:
+        elif spk.engine == "flite":
             cmd = [_tool("flite"), "-voice", spk.voice, "-t", text, "-o", str(raw)]
             pitch += spk.pitch
-        subprocess.run(cmd, check=True, capture_output=True)
+        else:
+            cmd = [_tool("text2wave"), "-eval", f"(voice_{spk.voice})", "-o", str(raw)]
+            pitch += spk.pitch
+        r = subprocess.run(cmd, check=True, capture_output=True, input=text.encode() if spk.engine == "festival" else None)
+        if not raw.is_file() or raw.stat().st_size <= 44:
+            raise RuntimeError(f"{spk.engine} voice {spk.voice} produced no audio ({r.stderr.decode()[-120:].strip()}); "
+                               f"apt-get install -y {FESTIVAL_PACKAGES if spk.engine == 'festival' else spk.engine}")
         mid = Path(td) / "mid.wav"
         subprocess.run([_tool("sox"), "-D", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(mid),
                         "tempo", str(tempo), "pitch", str(pitch), "pad", "0.15", "0.15"],
@@ -182,8 +207,10 @@ def _synth_one(job: dict) -> dict:
 
 
 def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_speakers: int = 6, seed: int = 0,
-               workers: int = 2, progress: bool = True, force: bool = False) -> dict:
-    """Synthesise (or reuse) a corpus in out_dir; returns the manifest. Test speakers are held out entirely."""
+               workers: int = 2, progress: bool = True, force: bool = False, extra_train: int = 0) -> dict:
+    """Synthesise (or reuse) a corpus in out_dir; returns the manifest. Test speakers are held out entirely.
+    extra_train: that many EXTRA_TRAIN speakers after the n_speakers (training only); the n_speakers' files and
+    the test split are the same as without them."""
     if n_speakers < 2 or n_test_speakers < 1 or n_test_speakers >= n_speakers:
         raise ValueError(f"need 1 <= n_test_speakers < n_speakers, got {n_test_speakers} of {n_speakers}")
     if per_speaker < 1:
@@ -191,18 +218,22 @@ def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_spea
     out = Path(out_dir)
     settings = {"version": VERSION, "n_speakers": n_speakers, "per_speaker": per_speaker,
                 "n_test_speakers": n_test_speakers, "seed": seed}
+    if extra_train:
+        settings["extra_train"] = extra_train
     mpath = out / "manifest.json"
     if mpath.is_file() and not force:
         m = json.loads(mpath.read_text())
         if m.get("settings") == settings and all((out / u["path"]).is_file() for u in m["utterances"]):
             return m
-    for t in ("espeak-ng", "flite", "sox"):
+    for t in ("espeak-ng", "flite", "sox") + (("text2wave",) if extra_train else ()):
         _tool(t)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     spks = speakers(n_speakers)
     order = rng.permutation(n_speakers)
     test_ids = {spks[i].id for i in order[:n_test_speakers]}
+    extras = extra_speakers(n_speakers, extra_train, {(s.engine, s.voice) for s in spks if s.id in test_ids})
+    spks = spks + extras
     intents = sorted(INTENTS)
     jobs, utts = [], []
     for spk in spks:

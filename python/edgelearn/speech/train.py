@@ -49,12 +49,13 @@ class Corpus:
     intents: list[str]
     speakers: list[str]
     families: dict | None = None   # speaker id -> voice family ("engine pitch/rate"), for stratified validation
+    extra: frozenset = frozenset()  # extra training speakers (synth extra_train): never validation candidates
 
     def subset(self, mask) -> "Corpus":
         idx = np.flatnonzero(mask)
         return Corpus([self.ids[i] for i in idx], self.wave[idx], self.length[idx], self.intent[idx],
                       self.speaker[idx], self.split[idx], [self.utts[i] for i in idx], self.intents, self.speakers,
-                      self.families)
+                      self.families, self.extra)
 
     def int16(self, i: int) -> np.ndarray:
         return np.round(self.wave[i, : self.length[i]].numpy() * 32768).clip(-32768, 32767).astype(np.int16)
@@ -79,7 +80,8 @@ def load_corpus(corpus_dir, normalise: bool = False) -> Corpus:
                   torch.tensor([m["intents"].index(u["intent"]) for u in utts]),
                   np.array([spk.index(u["speaker"]) for u in utts]), np.array([u["split"] for u in utts]),
                   utts, m["intents"], spk,
-                  {s["id"]: f"{s['engine']} {s['pitch']}/{s['rate']}" for s in m.get("speakers", [])})
+                  {s["id"]: f"{s['engine']} {s['pitch']}/{s['rate']}" for s in m.get("speakers", [])},
+                  frozenset(s["id"] for s in m.get("speakers", []) if s.get("extra")))
 
 
 def feats_of(wave: torch.Tensor, chunk: int = 64) -> torch.Tensor:
@@ -287,9 +289,10 @@ def split_validation(corpus: Corpus, n_val_speakers: int, seed: int,
     """Boolean masks (fit, val) over the *train* split: n_val_speakers training speakers held out for model
     selection and tuning (the test speakers are never looked at while training). stratify: the validation speakers
     cover the training speakers' voice families (engine, pitch/rate variant) in turn, one random speaker of each
-    family before a second of any, so validation sees every kind of voice the test may hold."""
+    family before a second of any, so validation sees every kind of voice the test may hold. Extra training
+    speakers are never drawn, so adding them leaves the validation speakers unchanged."""
     train = corpus.split == "train"
-    spk = np.unique(corpus.speaker[train])
+    spk = np.unique([k for k in corpus.speaker[train] if corpus.speakers[k] not in corpus.extra])
     if not 0 <= n_val_speakers < spk.size:
         raise ValueError(f"val_speakers: need 0 <= n < {spk.size} training speakers, got {n_val_speakers}")
     order = np.random.default_rng(seed + 101).permutation(spk)

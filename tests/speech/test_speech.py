@@ -636,3 +636,68 @@ def test_train_masker_with_voice_families():
     hist = train_masker(CloudSLU(3).eval(), GateNet(), wave, feats_of(wave), np.full(n, L), keep_target=0.5,
                         epochs=2, bs=8, log=lambda s: None, groups=groups)
     assert len(hist) == 2 and all(np.isfinite(h["kl"]) and 0 <= h["kept"] <= 1 for h in hist)
+
+
+def test_asr_proxy_decoding_and_capped_privacy_term(monkeypatch):
+    """CTC labels and greedy decoding round-trip; the privacy term's gradient reaches the gates, and stops for
+    utterances past the cap (already unreadable)."""
+    from edgelearn.speech import proxy as P
+    from edgelearn.speech.features import logmel_torch
+    from edgelearn.speech.models import upsample_gates
+    from edgelearn.speech.train import feats_of
+
+    lab = P.encode("Hi, there!")
+    assert lab == [P.CHARS.index(c) + 1 for c in "hi there"]
+    path = [0, lab[0], lab[0], 0, lab[1], lab[2], 0, 0] + lab[3:] + [0]   # repeats merged, blanks removed
+    logp = torch.full((len(path), len(P.CHARS) + 1), -10.0)
+    logp[torch.arange(len(path)), torch.tensor(path)] = 0.0
+    assert P.greedy_decode(logp, len(path)) == "hi there"
+    assert P.greedy_decode(logp, 3) == "h"
+    torch.manual_seed(0)
+    n, L = 4, 16 * SEG
+    wave = torch.randn(n, L) * 0.1
+    texts = ["call john", "set an alarm", "play jazz radio", "turn the lights on"]
+    proxy = P.ASRProxy(width=16).eval()
+    la = torch.zeros(n, 16, requires_grad=True)
+
+    monkeypatch.setattr(P, "NLL_CAP", 1e9)
+    P.privacy_term(proxy, logmel_torch(wave * upsample_gates(torch.sigmoid(la), L)), np.full(n, L), texts).backward()
+    assert la.grad.abs().sum() > 0
+    la.grad = None
+    monkeypatch.setattr(P, "NLL_CAP", 1e-3)      # every utterance past the cap: no gradient
+    P.privacy_term(proxy, logmel_torch(wave * upsample_gates(torch.sigmoid(la), L)), np.full(n, L), texts).backward()
+    assert la.grad.abs().sum() == 0
+    with pytest.raises(ValueError, match="empty transcript"):
+        P.ctc_nll(proxy, feats_of(wave), np.full(n, L), ["", "a", "b", "c"])
+
+
+def test_train_masker_with_privacy_term():
+    from edgelearn.speech.proxy import ASRProxy
+    from edgelearn.speech.train import feats_of, train_masker
+
+    n, L = 8, 16 * SEG
+    wave = torch.randn(n, L, generator=torch.Generator().manual_seed(0)) * 0.1
+    texts = ["call john now"] * n
+    torch.manual_seed(0)
+    hist = train_masker(CloudSLU(3).eval(), GateNet(), wave, feats_of(wave), np.full(n, L), keep_target=0.5,
+                        epochs=2, bs=4, log=lambda s: None, proxy=ASRProxy(16), privacy=1.0, texts=texts)
+    assert len(hist) == 2 and all(0 < h["proxy_nll"] <= 3.0 for h in hist)
+    with pytest.raises(ValueError, match="privacy"):
+        train_masker(CloudSLU(3).eval(), GateNet(), wave, feats_of(wave), np.full(n, L), keep_target=0.5,
+                     epochs=1, privacy=1.0, log=lambda s: None)
+
+
+@needs_tools
+def test_asr_proxy_training_lowers_its_ctc_loss(tiny):
+    from edgelearn.speech.proxy import train_asr_proxy
+    from edgelearn.speech.train import feats_of, load_corpus
+
+    d, _ = tiny
+    c = load_corpus(d)
+    lines = []
+    train_asr_proxy(feats_of(c.wave), c.length, [u["text"] for u in c.utts], epochs=8, bs=7, lr=3e-3, width=32,
+                    log=lines.append)
+    loss = [float(s.split("character ")[1].split()[0]) for s in lines]
+    assert len(loss) == 8 and loss[-1] < 0.8 * loss[0]
+    with pytest.raises(ValueError, match="transcripts"):
+        train_asr_proxy(feats_of(c.wave), c.length, ["a"], epochs=1)

@@ -22,6 +22,7 @@ EXAMPLES_TRAIN = """examples:
   edgelearn speech train --val-stratify --voice-aug --kl-cvar 0.25 --keep-target 0.40 --rounds 2 --epochs-ft 20 \\
       --lr-ft 3e-3 --ft-temp 4 --device-gates --models runs/speech/v40c   every voice family in validation,
                                                                           voice augmentation, worst-case KL
+  edgelearn speech train --privacy 1.0 --cloud-from runs/speech/v40c ...   masker also hides words from an ASR proxy
 """
 EXAMPLES_THRESHOLD = """examples:
   edgelearn speech threshold --corpus runs/speech/corpus180 --models runs/speech/s3/k38 --delta 3 \\
@@ -86,8 +87,8 @@ def cmd_train(args) -> int:
                     keep_target=args.keep_target, block=args.block, rounds=args.rounds, normalise=args.normalise,
                     ft_temp=args.ft_temp, device_gates=args.device_gates,
                     ft_distill=args.ft_distill, val_stratify=args.val_stratify, voice_aug=args.voice_aug,
-                    kl_cvar=args.kl_cvar, kl_family_max=args.kl_family_max,
-                    log=lambda s: print(s, flush=True))
+                    kl_cvar=args.kl_cvar, kl_family_max=args.kl_family_max, privacy=args.privacy,
+                    proxy_epochs=args.proxy_epochs, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -208,6 +209,11 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    "(CVaR; e.g. 0.25) instead of the mean, so hard voices keep the segments they need")
     t.add_argument("--kl-family-max", action="store_true", help="masker's KL is the worst voice family's in each "
                    "batch (group DRO; with --kl-cvar, the CVaR within each family)")
+    t.add_argument("--privacy", type=float, default=0.0, metavar="W", help="weight of an ASR-proxy term in the "
+                   "masker's loss: it also maximises a CTC character recogniser's loss on the masked audio (capped "
+                   "per utterance), dropping what carries the words (e.g. 1.0; 0 = SILENCE's loss)")
+    t.add_argument("--proxy-epochs", type=int, default=12, help="training epochs of the ASR proxy (2,000 clean "
+                   "training utterances)")
     t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "
                    "and --val-speakers): skips stage 1")
     h = ss.add_parser("threshold", help="another operating point of a trained masker: keep log_alpha > DELTA",

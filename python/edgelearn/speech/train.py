@@ -163,15 +163,26 @@ def _kl_term(kl_u: torch.Tensor, cvar: float | None, groups: torch.Tensor | None
 
 
 def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
-                 seed=0, log=print, keep_target=None, block=1, kl_cvar=None, groups=None):
+                 seed=0, log=print, keep_target=None, block=1, kl_cvar=None, groups=None, proxy=None, privacy=0.0,
+                 texts=None):
     """Lagrangian training of the GateNet (see the module doc): the KL budget gamma, or the kept budget keep_target
     when given. kl_cvar q in (0, 1]: the KL term is the mean over the worst q of each batch's utterances (CVaR)
     instead of over all, so voices the cloud model finds hard get the segments they need rather than being
     averaged away. groups ([N] ints, e.g. voice families): the KL term is the largest group mean in each batch
     (group DRO: the worst-served kind of voice sets the constraint), computed over each group's utterances with
-    kl_cvar applied within the group when both are given. Returns the history of (kept, kl, lambda) per epoch."""
+    kl_cvar applied within the group when both are given. proxy, privacy, texts: an ASR proxy (``proxy.ASRProxy``)
+    whose capped CTC loss on the masked audio, weighted by privacy, is subtracted from the loss (the masker drops
+    what the proxy needs to read the transcripts). Returns the history of (kept, kl, lambda[, proxy]) per epoch."""
     if kl_cvar is not None and not 0 < kl_cvar <= 1:
         raise ValueError(f"kl_cvar: must be in (0, 1], got {kl_cvar}")
+    if privacy < 0 or (privacy > 0 and (proxy is None or texts is None or len(texts) != len(feats))):
+        raise ValueError("privacy: needs a weight >= 0 and, when > 0, a proxy and one transcript per utterance")
+    if proxy is not None:
+        from edgelearn.speech.proxy import privacy_term
+
+        for p in proxy.parameters():
+            p.requires_grad_(False)
+        proxy.eval()
     for p in cloud.parameters():
         p.requires_grad_(False)
     cloud.eval()
@@ -185,7 +196,7 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
         p_clean_all = torch.cat([F.log_softmax(cloud(feats[i: i + 128]), -1) for i in range(0, len(feats), 128)])
     hist = []
     for ep in range(epochs):
-        ks, kls, t0 = [], [], time.time()
+        ks, kls, nlls, t0 = [], [], [], time.time()
         for idx in _batches(len(feats), bs, gen):
             raw = pool_gates(gatenet(feats[idx]), block)   # clamped forward, identity backward: the L0 term
                                                             # never loses its gradient
@@ -193,7 +204,8 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             valid = valid_all[idx, : la.shape[1]]
             z = hard_concrete_sample(la)
             masked = wave[idx] * upsample_gates(z, wave.shape[1])
-            logq = F.log_softmax(cloud(logmel_torch(masked)), -1)
+            fm = logmel_torch(masked)
+            logq = F.log_softmax(cloud(fm), -1)
             logp = p_clean_all[idx]
             kl_u = (logp.exp() * (logp - logq)).sum(-1)
             kl = _kl_term(kl_u, kl_cvar, None if groups is None else groups[idx])
@@ -204,6 +216,10 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             else:
                 c = kept - keep_target
                 loss = kl + lam * c + RHO / 2 * F.relu(c).pow(2) + stay
+            if privacy > 0:
+                priv = privacy_term(proxy, fm, length[idx.numpy()], [texts[i] for i in idx.tolist()])
+                loss = loss - privacy * priv
+                nlls.append(float(priv.detach()))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -212,8 +228,11 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             ks.append(float(kept.detach()))
             kls.append(float(kl.detach()))
         hist.append({"epoch": ep + 1, "kept": float(np.mean(ks)), "kl": float(np.mean(kls)), "lambda": float(lam)})
+        if nlls:
+            hist[-1]["proxy_nll"] = float(np.mean(nlls))
         log(f"masker epoch {ep + 1}/{epochs}: expected kept {np.mean(ks):.3f} KL {np.mean(kls):.3f} "
-            f"lambda {float(lam):.2f} ({time.time() - t0:.1f}s)")
+            f"lambda {float(lam):.2f}" + (f" proxy CTC/char {np.mean(nlls):.2f}" if nlls else "")
+            + f" ({time.time() - t0:.1f}s)")
     for p in cloud.parameters():
         p.requires_grad_(True)
     gatenet.eval()
@@ -322,7 +341,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
               device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
-              kl_family_max=False, log=print) -> dict:
+              kl_family_max=False, privacy=0.0, proxy_epochs=12, proxy_utts=2000, log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -335,7 +354,11 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     val_stratify: validation speakers drawn across voice families (``split_validation``); voice_aug:
     ``voice_augment`` in every cloud training (clean and fine-tuning); kl_cvar: the masker's KL over the worst
     fraction of each batch (``train_masker``); kl_family_max: the masker's KL is the worst voice family's in each
-    batch (``train_masker`` groups)."""
+    batch (``train_masker`` groups); privacy: weight of the ASR-proxy term in the masker's loss (``proxy``; the
+    proxy is trained for proxy_epochs on proxy_utts random utterances of the clean fit audio, or reused from
+    cloud_from's run when it has one)."""
+    if privacy < 0 or proxy_epochs < 1 or proxy_utts < 1:
+        raise ValueError(f"privacy: must be >= 0 (got {privacy}), proxy_epochs and proxy_utts >= 1")
     if keep_target is not None and not 0 < keep_target < 1:
         raise ValueError(f"keep_target: must be in (0, 1), got {keep_target}")
     if ft_temp is not None and not ft_temp > 0:
@@ -376,6 +399,20 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
             raise ValueError("kl_family_max: the corpus manifest has no speaker descriptions")
         names = sorted(set(tr.families.values()))
         groups = torch.tensor([names.index(tr.families[tr.speakers[k]]) for k in tr.speaker[sub]])
+    proxy = None
+    if privacy > 0:
+        from edgelearn.speech.proxy import ASRProxy, proxy_wer, train_asr_proxy
+
+        prev = torch.load(Path(cloud_from) / "speech_models.pt", weights_only=False) if cloud_from else {}
+        if "proxy" in prev:
+            proxy = ASRProxy(prev["proxy_width"])
+            proxy.load_state_dict(prev["proxy"])
+            proxy.eval()
+            log(f"ASR proxy from {cloud_from}")
+        else:
+            ps = np.sort(np.random.default_rng(seed + 7).permutation(len(tr.ids))[:proxy_utts])
+            proxy = train_asr_proxy(ftr[ps], tr.length[ps], [tr.utts[i]["text"] for i in ps], epochs=proxy_epochs,
+                                    seed=seed, log=log)
     hist, teacher = [], cloud
     soft = None
     if ft_distill > 0:
@@ -385,7 +422,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     for r in range(rounds):   # the first round against the clean cloud model, later ones against the fine-tuned
         hist += train_masker(teacher, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
-                             keep_target=keep_target, block=block, kl_cvar=kl_cvar, groups=groups)
+                             keep_target=keep_target, block=block, kl_cvar=kl_cvar, groups=groups, proxy=proxy,
+                             privacy=privacy, texts=[tr.utts[i]["text"] for i in sub])
         gates = hard_gates(gatenet, ftr, tr.length, block, device_gates)
         frac = kept_fraction(gates)
         log(f"round {r + 1}/{rounds}: train kept fraction (hard gates) {frac:.3f}")
@@ -413,7 +451,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "keep_target": keep_target, "block": block, "rounds": rounds, "normalise": normalise,
                            "ft_temp": ft_temp, "device_gates": device_gates,
                            "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug,
-                           "kl_cvar": kl_cvar, "kl_family_max": kl_family_max}}
+                           "kl_cvar": kl_cvar, "kl_family_max": kl_family_max, "privacy": privacy,
+                           "proxy_epochs": proxy_epochs if privacy > 0 else None}}
     if val.any():
         va = full.subset(val)
         vg = hard_gates(gatenet, feats_of(va.wave), va.length, block, device_gates)
@@ -424,6 +463,11 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
             "masked": accuracy(cloud_masked, feats_of(masked_wave(va, vg)), va.intent),
             "random": accuracy(cloud_random, feats_of(masked_wave(va, random_gates_for(va, vfrac, seed + 1, block))),
                                va.intent)}
+        if proxy is not None:
+            texts = [u["text"] for u in va.utts]
+            record["validation"]["proxy_wer_clean"] = proxy_wer(proxy, feats_of(va.wave), va.length, texts)
+            record["validation"]["proxy_wer_masked"] = proxy_wer(proxy, feats_of(masked_wave(va, vg)), va.length,
+                                                                 texts)
         log(f"validation: {record['validation']}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -431,6 +475,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
              "cloud": cloud.state_dict(), "cloud_masked": cloud_masked.state_dict(),
              "cloud_random": cloud_random.state_dict(), "gatenet": gatenet.state_dict(), "seed": seed,
              "settings": record["settings"]}
+    if proxy is not None:
+        state["proxy"], state["proxy_width"] = proxy.state_dict(), proxy.width
     torch.save(state, out / "speech_models.pt")
     from edgelearn.speech.export import export_gatenet_s8
 

@@ -311,7 +311,9 @@ def split_validation(corpus: Corpus, n_val_speakers: int, seed: int,
     family before a second of any, so validation sees every kind of voice the test may hold. Extra training
     speakers are never drawn, so adding them leaves the validation speakers unchanged."""
     train = corpus.split == "train"
-    spk = np.unique([k for k in corpus.speaker[train] if corpus.speakers[k] not in corpus.extra])
+    spk = np.unique(corpus.speaker[train])
+    if corpus.extra:
+        spk = np.array([k for k in spk if corpus.speakers[k] not in corpus.extra])
     if not 0 <= n_val_speakers < spk.size:
         raise ValueError(f"val_speakers: need 0 <= n < {spk.size} training speakers, got {n_val_speakers}")
     order = np.random.default_rng(seed + 101).permutation(spk)

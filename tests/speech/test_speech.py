@@ -638,7 +638,7 @@ def test_train_masker_with_voice_families():
     assert len(hist) == 2 and all(np.isfinite(h["kl"]) and 0 <= h["kept"] <= 1 for h in hist)
 
 
-def test_asr_proxy_decoding_and_capped_privacy_term(monkeypatch):
+def test_asr_proxy_decoding_and_capped_privacy_term():
     """CTC labels and greedy decoding round-trip; the privacy term's gradient reaches the gates, and stops for
     utterances past the cap (already unreadable)."""
     from edgelearn.speech import proxy as P
@@ -660,12 +660,12 @@ def test_asr_proxy_decoding_and_capped_privacy_term(monkeypatch):
     proxy = P.ASRProxy(width=16).eval()
     la = torch.zeros(n, 16, requires_grad=True)
 
-    monkeypatch.setattr(P, "NLL_CAP", 1e9)
-    P.privacy_term(proxy, logmel_torch(wave * upsample_gates(torch.sigmoid(la), L)), np.full(n, L), texts).backward()
+    P.privacy_term(proxy, logmel_torch(wave * upsample_gates(torch.sigmoid(la), L)), np.full(n, L), texts,
+                   cap=1e9).backward()
     assert la.grad.abs().sum() > 0
     la.grad = None
-    monkeypatch.setattr(P, "NLL_CAP", 1e-3)      # every utterance past the cap: no gradient
-    P.privacy_term(proxy, logmel_torch(wave * upsample_gates(torch.sigmoid(la), L)), np.full(n, L), texts).backward()
+    P.privacy_term(proxy, logmel_torch(wave * upsample_gates(torch.sigmoid(la), L)), np.full(n, L), texts,
+                   cap=1e-3).backward()                # every utterance past the cap: no gradient
     assert la.grad.abs().sum() == 0
     with pytest.raises(ValueError, match="empty transcript"):
         P.ctc_nll(proxy, feats_of(wave), np.full(n, L), ["", "a", "b", "c"])

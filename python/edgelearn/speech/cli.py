@@ -88,7 +88,7 @@ def cmd_train(args) -> int:
                     ft_temp=args.ft_temp, device_gates=args.device_gates,
                     ft_distill=args.ft_distill, val_stratify=args.val_stratify, voice_aug=args.voice_aug,
                     kl_cvar=args.kl_cvar, kl_family_max=args.kl_family_max, privacy=args.privacy,
-                    proxy_epochs=args.proxy_epochs, log=lambda s: print(s, flush=True))
+                    proxy_epochs=args.proxy_epochs, privacy_cap=args.privacy_cap, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -212,6 +212,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     t.add_argument("--privacy", type=float, default=0.0, metavar="W", help="weight of an ASR-proxy term in the "
                    "masker's loss: it also maximises a CTC character recogniser's loss on the masked audio (capped "
                    "per utterance), dropping what carries the words (e.g. 1.0; 0 = SILENCE's loss)")
+    t.add_argument("--privacy-cap", type=float, default=3.0, metavar="NATS", help="per-character CTC loss past "
+                   "which an utterance adds no privacy gradient (set it above the proxy's loss on masked audio)")
     t.add_argument("--proxy-epochs", type=int, default=12, help="training epochs of the ASR proxy (2,000 clean "
                    "training utterances)")
     t.add_argument("--cloud-from", metavar="DIR", help="reuse the clean cloud model of an earlier run (same corpus "

@@ -71,9 +71,10 @@ def ctc_nll(proxy: ASRProxy, feats: torch.Tensor, length: np.ndarray, texts: lis
     return nll / n_tg
 
 
-def privacy_term(proxy: ASRProxy, feats: torch.Tensor, length: np.ndarray, texts: list[str]) -> torch.Tensor:
-    """The quantity the masker maximises: the mean per-character CTC loss, each utterance's capped at NLL_CAP."""
-    return ctc_nll(proxy, feats, length, texts).clamp(max=NLL_CAP).mean()
+def privacy_term(proxy: ASRProxy, feats: torch.Tensor, length: np.ndarray, texts: list[str],
+                 cap: float = NLL_CAP) -> torch.Tensor:
+    """The quantity the masker maximises: the mean per-character CTC loss, each utterance's capped at cap."""
+    return ctc_nll(proxy, feats, length, texts).clamp(max=cap).mean()
 
 
 def proxy_wer(proxy: ASRProxy, feats: torch.Tensor, length: np.ndarray, texts: list[str]) -> float:

@@ -164,15 +164,15 @@ def _kl_term(kl_u: torch.Tensor, cvar: float | None, groups: torch.Tensor | None
 
 def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
                  seed=0, log=print, keep_target=None, block=1, kl_cvar=None, groups=None, proxy=None, privacy=0.0,
-                 texts=None):
+                 texts=None, privacy_cap=3.0):
     """Lagrangian training of the GateNet (see the module doc): the KL budget gamma, or the kept budget keep_target
     when given. kl_cvar q in (0, 1]: the KL term is the mean over the worst q of each batch's utterances (CVaR)
     instead of over all, so voices the cloud model finds hard get the segments they need rather than being
     averaged away. groups ([N] ints, e.g. voice families): the KL term is the largest group mean in each batch
     (group DRO: the worst-served kind of voice sets the constraint), computed over each group's utterances with
     kl_cvar applied within the group when both are given. proxy, privacy, texts: an ASR proxy (``proxy.ASRProxy``)
-    whose capped CTC loss on the masked audio, weighted by privacy, is subtracted from the loss (the masker drops
-    what the proxy needs to read the transcripts). Returns the history of (kept, kl, lambda[, proxy]) per epoch."""
+    whose CTC loss per character on the masked audio (capped at privacy_cap per utterance), weighted by privacy,
+    is subtracted from the loss (the masker drops what the proxy needs to read the transcripts). Returns the history of (kept, kl, lambda[, proxy]) per epoch."""
     if kl_cvar is not None and not 0 < kl_cvar <= 1:
         raise ValueError(f"kl_cvar: must be in (0, 1], got {kl_cvar}")
     if privacy < 0 or (privacy > 0 and (proxy is None or texts is None or len(texts) != len(feats))):
@@ -217,7 +217,7 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
                 c = kept - keep_target
                 loss = kl + lam * c + RHO / 2 * F.relu(c).pow(2) + stay
             if privacy > 0:
-                priv = privacy_term(proxy, fm, length[idx.numpy()], [texts[i] for i in idx.tolist()])
+                priv = privacy_term(proxy, fm, length[idx.numpy()], [texts[i] for i in idx.tolist()], privacy_cap)
                 loss = loss - privacy * priv
                 nlls.append(float(priv.detach()))
             opt.zero_grad()
@@ -343,7 +343,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
               device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
-              kl_family_max=False, privacy=0.0, proxy_epochs=12, proxy_utts=2000, log=print) -> dict:
+              kl_family_max=False, privacy=0.0, proxy_epochs=12, proxy_utts=2000, privacy_cap=3.0,
+              log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -358,9 +359,10 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     fraction of each batch (``train_masker``); kl_family_max: the masker's KL is the worst voice family's in each
     batch (``train_masker`` groups); privacy: weight of the ASR-proxy term in the masker's loss (``proxy``; the
     proxy is trained for proxy_epochs on proxy_utts random utterances of the clean fit audio, or reused from
-    cloud_from's run when it has one)."""
-    if privacy < 0 or proxy_epochs < 1 or proxy_utts < 1:
-        raise ValueError(f"privacy: must be >= 0 (got {privacy}), proxy_epochs and proxy_utts >= 1")
+    cloud_from's run when it has one); privacy_cap: see ``train_masker``."""
+    if privacy < 0 or proxy_epochs < 1 or proxy_utts < 1 or not privacy_cap > 0:
+        raise ValueError(f"privacy: must be >= 0 (got {privacy}), proxy_epochs and proxy_utts >= 1, "
+                         f"privacy_cap > 0 (got {privacy_cap})")
     if keep_target is not None and not 0 < keep_target < 1:
         raise ValueError(f"keep_target: must be in (0, 1), got {keep_target}")
     if ft_temp is not None and not ft_temp > 0:
@@ -425,7 +427,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
         hist += train_masker(teacher, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
                              keep_target=keep_target, block=block, kl_cvar=kl_cvar, groups=groups, proxy=proxy,
-                             privacy=privacy, texts=[tr.utts[i]["text"] for i in sub])
+                             privacy=privacy, texts=[tr.utts[i]["text"] for i in sub], privacy_cap=privacy_cap)
         gates = hard_gates(gatenet, ftr, tr.length, block, device_gates)
         frac = kept_fraction(gates)
         log(f"round {r + 1}/{rounds}: train kept fraction (hard gates) {frac:.3f}")
@@ -454,7 +456,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "ft_temp": ft_temp, "device_gates": device_gates,
                            "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug,
                            "kl_cvar": kl_cvar, "kl_family_max": kl_family_max, "privacy": privacy,
-                           "proxy_epochs": proxy_epochs if privacy > 0 else None}}
+                           "proxy_epochs": proxy_epochs if privacy > 0 else None,
+                           "privacy_cap": privacy_cap if privacy > 0 else None}}
     if val.any():
         va = full.subset(val)
         vg = hard_gates(gatenet, feats_of(va.wave), va.length, block, device_gates)

@@ -701,3 +701,37 @@ def test_asr_proxy_training_lowers_its_ctc_loss(tiny):
     assert len(loss) == 8 and loss[-1] < 0.8 * loss[0]
     with pytest.raises(ValueError, match="transcripts"):
         train_asr_proxy(feats_of(c.wave), c.length, ["a"], epochs=1)
+
+
+@needs_tools
+def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
+    pytest.importorskip("edgelearn.kernels.speech")
+    from edgelearn.speech.evaluate import evaluate
+
+    d, m = tiny
+    fd = tmp_path / "fresh"
+    f = synth.synthesize(fd, per_speaker=2, workers=2, progress=False, fresh_test=True)
+    assert len(f["utterances"]) == 2 * len(synth.FRESH_TEST) and f["intents"] == m["intents"]
+    assert all(u["split"] == "test" for u in f["utterances"])
+    assert sorted(f["test_speakers"]) == sorted(s["id"] for s in f["speakers"])
+    # no fresh speaker is a speaker of the default corpus (engine, voice, pitch, rate), extra ones included
+    voices = lambda ss: {(s.engine, s.voice, s.pitch, s.rate) for s in ss}   # noqa: E731
+    assert not voices(synth.fresh_speakers()) & (voices(synth.speakers(24)) | voices(synth.extra_speakers(24, 9)))
+    # flite rms is a test speaker's voice in the default corpus (seed 0) and no training speaker's
+    test_ids = {synth.speakers(24)[i].id for i in np.random.default_rng(0).permutation(24)[:6]}
+    rms = {s.id for s in synth.speakers(24) + synth.extra_speakers(24, 9) if s.voice == "rms"}
+    assert rms and rms <= test_ids
+    # texts come from their own stream, not the training corpus's
+    assert [u["text"] for u in f["utterances"]] != [u["text"] for u in m["utterances"][: len(f["utterances"])]]
+    src = _model_dir(tmp_path / "k", m["intents"], val_speakers=0)
+    rep = evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=fd, speaker_utts=2, log=lambda s: None)
+    res = {r["name"]: r for r in rep.results}
+    assert res["split"]["split"] == "fresh" and res["split"]["speakers"] == sorted(f["test_speakers"])
+    assert res["intent_accuracy"]["n_test"] == len(f["utterances"])
+    assert res["speaker_attack"]["chance"] == pytest.approx(1 / len(synth.FRESH_TEST))
+    with pytest.raises(ValueError, match="not test-only"):
+        evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=d, log=lambda s: None)
+    with pytest.raises(ValueError, match="split must be 'test'"):
+        evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=fd, split="validation", log=lambda s: None)
+    with pytest.raises(ValueError, match="extra_train"):
+        synth.synthesize(tmp_path / "bad", per_speaker=1, fresh_test=True, extra_train=1)

@@ -11,6 +11,7 @@ EXAMPLES_SYNTH = """examples:
   edgelearn speech synth --per-speaker 120 --speakers 40 --out runs/speech/big
   edgelearn speech synth --json runs/speech/synth.json
   edgelearn speech synth --per-speaker 180 --extra-train 9 --out runs/speech/corpus180x   (more training voices)
+  edgelearn speech synth --fresh-test --per-speaker 180 --out runs/speech/fresh180   a test-only corpus of new speakers
 needs: apt-get install -y espeak-ng flite sox; pip install soundfile
 """
 EXAMPLES_TRAIN = """examples:
@@ -39,6 +40,8 @@ EXAMPLES_EVAL = """examples:
   edgelearn speech eval --json runs/speech/eval.json --plot runs/speech/gates.png
   edgelearn speech eval --n-asr 100                   more utterances for the pocketsphinx attacker
   edgelearn speech eval --split validation --models runs/speech/k45   choose settings on validation speakers
+  edgelearn speech eval --corpus runs/speech/corpus180x --test-corpus runs/speech/fresh180 --models runs/speech/s6/v50e
+                                                      once, on new speakers (speech synth --fresh-test)
 needs: pip install pocketsphinx
 """
 
@@ -62,7 +65,7 @@ def cmd_synth(args) -> int:
         _positive(n.replace("_", "-"), getattr(args, n))
     m = synthesize(args.out, n_speakers=args.speakers, per_speaker=args.per_speaker,
                    n_test_speakers=args.test_speakers, seed=args.seed, workers=args.workers, force=args.force,
-                   extra_train=args.extra_train)
+                   extra_train=args.extra_train, fresh_test=args.fresh_test)
     u = m["utterances"]
     summary = {"out": args.out, "utterances": len(u), "intents": len(m["intents"]), "speakers": len(m["speakers"]),
                "test_speakers": m["test_speakers"], "hours": sum(x["samples"] for x in u) / 16000 / 3600}
@@ -134,7 +137,7 @@ def cmd_eval(args) -> int:
 
     torch.set_num_threads(args.threads)
     rep = evaluate(args.corpus, args.models, n_asr=args.n_asr, n_asr_lm=args.n_asr_lm, seed=args.seed,
-                   plot=args.plot, split=args.split, log=lambda s: print(s, flush=True))
+                   plot=args.plot, split=args.split, test_corpus=args.test_corpus, log=lambda s: print(s, flush=True))
     claims = [c.to_json() for c in rep.claims]
     print("\nclaims:")
     for c in claims:
@@ -162,6 +165,9 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     s.add_argument("--extra-train", type=int, default=0, metavar="N",
                    help="N extra training speakers (festival ked/slt-hts voices, flite awb/slt pitch variants; at most "
                         "9; festival: apt-get install -y festival festvox-kdlpc16k festvox-us-slt-hts)")
+    s.add_argument("--fresh-test", action="store_true",
+                   help="a test-only corpus of 6 new speakers (speech eval --test-corpus), for an unbiased estimate "
+                        "once the corpus's own test speakers have guided choices")
     s.add_argument("--workers", type=int, default=2, help="synthesis processes")
     s.add_argument("--force", action="store_true", help="re-synthesise even if the cache matches")
     s.add_argument("--json", metavar="PATH")
@@ -247,6 +253,9 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    help="test utterances decoded by the trigram-LM ASR attacker (0 = skip)")
     e.add_argument("--split", choices=("test", "validation"), default="test",
                    help="test speakers, or the training run's validation speakers (to choose settings)")
+    e.add_argument("--test-corpus", metavar="DIR",
+                   help="evaluate on this test-only corpus (speech synth --fresh-test) instead of --corpus's test "
+                        "speakers; --corpus still gives the attackers' training transcripts")
     e.add_argument("--plot", metavar="PNG", help="gates over waveform and spectrogram of one test utterance")
 
 

@@ -132,14 +132,27 @@ def cost_claims(report: Report, gatenet=None, blob=None, seconds: float = 4.0, t
 
 
 def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | None = None, log=print,
-             n_asr_lm: int = 24, speaker_utts: int = 30, split: str = "test") -> Report:
+             n_asr_lm: int = 24, speaker_utts: int = 30, split: str = "test", test_corpus=None) -> Report:
     """Utility, privacy and cost claims on the test speakers (split="test"), or on the training run's validation
-    speakers (split="validation": for choosing settings without looking at the test speakers)."""
+    speakers (split="validation": for choosing settings without looking at the test speakers). test_corpus: a
+    test-only corpus (``synthesize(fresh_test=True)``) evaluated instead, all of it (split "fresh"); corpus_dir still
+    gives the trigram attacker's training transcripts, and the speaker-ID attacker tells its speakers apart."""
     rep = Report("speech")
     full = load_corpus(corpus_dir)
     ms = load_models(model_dir)
     st = ms["state"].get("settings", {})
-    if split == "test":
+    lm_texts = [u["text"] for u in full.utts if u["split"] == "train"]   # (validation speakers' included: the
+                                                                           # attacker knows the corpus's words)
+    if test_corpus is not None:
+        if split != "test":
+            raise ValueError(f"test_corpus: evaluates a test-only corpus; split must be 'test', got {split!r}")
+        full = load_corpus(test_corpus)
+        if full.intents != ms["state"]["intents"]:
+            raise ValueError(f"test_corpus: {test_corpus} has other intents than the models in {model_dir}")
+        if not (full.split == "test").all():
+            raise ValueError(f"test_corpus: {test_corpus} is not test-only (make it with speech synth --fresh-test)")
+        corpus_dir, split, sel = test_corpus, "fresh", np.ones(len(full.ids), bool)
+    elif split == "test":
         sel = full.split == "test"
     elif split == "validation":
         _, sel = validation_split(full, ms["state"])
@@ -191,8 +204,7 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(te.ids))   # a random subset of test files per attacker (first n of one order)
     asr_out = {}
-    train_texts = [u["text"] for u in full.utts if u["split"] == "train"]   # (validation speakers' included: the
-                                                                              # attacker knows the corpus's words)
+    train_texts = lm_texts
     for grammar, n in (("jsgf", n_asr), ("trigram", n_asr_lm)):
         if n <= 0:
             continue

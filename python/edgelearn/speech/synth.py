@@ -5,8 +5,9 @@ slot values (person names, times, places, song titles, short message text) drawn
 from espeak-ng (voice ``en+VARIANT``: ``en-gb+VARIANT`` would ignore the variant) and flite (its built-in voices);
 a speaker is an engine voice plus a fixed pitch / rate offset. Optional extra *training* speakers (``extra_train``)
 add festival's voices and more flite pitch variants: never a test speaker's engine voice, and the pool leaves out
-flite's kal/kal16 (a stratified validation's flite voice); the base speakers' files and split are unchanged. Each file is varied with sox (tempo, pitch; no
-dither) and, after sox, with seeded white noise at a random SNR (numpy, so that it is reproducible). Output: 16 kHz
+flite's kal/kal16 (a stratified validation's flite voice); the base speakers' files and split are unchanged. A
+fresh test-only corpus (``fresh_test``) holds 6 speakers no corpus has had, for an unbiased estimate once the test
+speakers have guided choices. Each file is varied with sox (tempo, pitch; no dither) and, after sox, with seeded white noise at a random SNR (numpy, so that it is reproducible). Output: 16 kHz
 mono int16 WAV, and ``manifest.json`` with the transcript, intent, slot spans (word indices) and speaker of each file.
 Train and test are split by speaker. Everything is seeded; a corpus whose manifest records the same settings is
 reused (cache).
@@ -95,6 +96,13 @@ EXTRA_TRAIN = [("festival", "ked_diphone", 0), ("festival", "cmu_us_slt_arctic_h
                ("flite", "slt", 300), ("festival", "ked_diphone", -200), ("festival", "cmu_us_slt_arctic_hts", -300),
                ("flite", "awb", 300), ("flite", "slt", -300), ("festival", "ked_diphone", 200)]
 FESTIVAL_PACKAGES = "festival festvox-kdlpc16k festvox-us-slt-hts"
+# A fresh test set (``fresh_test``): new speakers for an unbiased estimate once the default test speakers have been
+# used to choose settings. They mirror the default corpus's test speakers (seed 0: four regular espeak voices, one
+# slow one, flite rms) at pitch/rate pairs no base speaker uses, and flite rms (a voice no training speaker has) at a
+# new sox pitch. (engine, voice, espeak -p or sox cents, espeak -s)
+FRESH_TEST = [("espeak-ng", "en+m3", 40, 155), ("espeak-ng", "en+m5", 60, 175), ("espeak-ng", "en+f3", 40, 155),
+              ("espeak-ng", "en+f4", 60, 175), ("espeak-ng", "en+m1", 70, 185), ("flite", "rms", -150, 0)]
+FRESH_ID0 = 90   # fresh speakers are spk90, spk91, ...
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,11 @@ def vocabulary() -> list[str]:
     return sorted(words)
 
 
+def fresh_speakers() -> list[Speaker]:
+    """The FRESH_TEST speakers, spk90 onwards."""
+    return [Speaker(f"spk{FRESH_ID0 + i:02d}", e, v, p, r) for i, (e, v, p, r) in enumerate(FRESH_TEST)]
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -207,17 +220,23 @@ def _synth_one(job: dict) -> dict:
 
 
 def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_speakers: int = 6, seed: int = 0,
-               workers: int = 2, progress: bool = True, force: bool = False, extra_train: int = 0) -> dict:
+               workers: int = 2, progress: bool = True, force: bool = False, extra_train: int = 0,
+               fresh_test: bool = False) -> dict:
     """Synthesise (or reuse) a corpus in out_dir; returns the manifest. Test speakers are held out entirely.
     extra_train: that many EXTRA_TRAIN speakers after the n_speakers (training only); the n_speakers' files and
-    the test split are the same as without them."""
-    if n_speakers < 2 or n_test_speakers < 1 or n_test_speakers >= n_speakers:
+    the test split are the same as without them. fresh_test: instead, a test-only corpus of the FRESH_TEST speakers
+    (per_speaker utterances each, texts drawn from another seed stream; n_speakers, n_test_speakers and extra_train
+    do not apply), evaluated with ``evaluate(..., test_corpus=out_dir)`` against models of a training corpus."""
+    if fresh_test and extra_train:
+        raise ValueError("fresh_test: a test-only corpus has no extra training speakers (extra_train must be 0)")
+    if not fresh_test and (n_speakers < 2 or n_test_speakers < 1 or n_test_speakers >= n_speakers):
         raise ValueError(f"need 1 <= n_test_speakers < n_speakers, got {n_test_speakers} of {n_speakers}")
     if per_speaker < 1:
         raise ValueError(f"per_speaker must be >= 1, got {per_speaker}")
     out = Path(out_dir)
-    settings = {"version": VERSION, "n_speakers": n_speakers, "per_speaker": per_speaker,
-                "n_test_speakers": n_test_speakers, "seed": seed}
+    settings = ({"version": VERSION, "fresh_test": True, "per_speaker": per_speaker, "seed": seed} if fresh_test else
+                {"version": VERSION, "n_speakers": n_speakers, "per_speaker": per_speaker,
+                 "n_test_speakers": n_test_speakers, "seed": seed})
     if extra_train:
         settings["extra_train"] = extra_train
     mpath = out / "manifest.json"
@@ -228,12 +247,17 @@ def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_spea
     for t in ("espeak-ng", "flite", "sox") + (("text2wave",) if extra_train else ()):
         _tool(t)
     (out / "wav").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    spks = speakers(n_speakers)
-    order = rng.permutation(n_speakers)
-    test_ids = {spks[i].id for i in order[:n_test_speakers]}
-    extras = extra_speakers(n_speakers, extra_train, {(s.engine, s.voice) for s in spks if s.id in test_ids})
-    spks = spks + extras
+    if fresh_test:
+        rng = np.random.default_rng([seed, FRESH_ID0])   # texts and variations unlike the training corpus's
+        spks = fresh_speakers()
+        test_ids = {s.id for s in spks}
+    else:
+        rng = np.random.default_rng(seed)
+        spks = speakers(n_speakers)
+        order = rng.permutation(n_speakers)
+        test_ids = {spks[i].id for i in order[:n_test_speakers]}
+        extras = extra_speakers(n_speakers, extra_train, {(s.engine, s.voice) for s in spks if s.id in test_ids})
+        spks = spks + extras
     intents = sorted(INTENTS)
     jobs, utts = [], []
     for spk in spks:

@@ -89,7 +89,8 @@ def test_extra_training_speakers_leave_base_corpus_unchanged(tiny, tmp_path):
         valx = {cx.speakers[k] for k in cx.speaker[split_validation(cx, 3, 0, strat)[1]]}
         assert val == valx and not valx & set(cx.extra)
     with pytest.raises(ValueError, match="extra_train"):
-        synth.synthesize(tmp_path / "bad", n_speakers=21, per_speaker=1, n_test_speakers=4, extra_train=10)
+        synth.synthesize(tmp_path / "bad", n_speakers=21, per_speaker=1, n_test_speakers=4,
+                         extra_train=len(synth.EXTRA_TRAIN) + 1)
 
 
 def test_extra_speakers_avoid_held_out_voices():
@@ -98,11 +99,12 @@ def test_extra_speakers_avoid_held_out_voices():
     ex = synth.extra_speakers(24, len(synth.EXTRA_TRAIN))
     assert [s.id for s in ex][:2] == ["spk24", "spk25"] and all(s.extra for s in ex)
     assert not {s.voice for s in ex} & {"rms", "kal", "kal16"}
-    assert len({(s.engine, s.voice, s.pitch) for s in ex}) == len(ex)
-    left = synth.extra_speakers(24, 7, {("flite", "awb")})     # a test speaker's voice is skipped
-    assert len(left) == 7 and all(s.voice != "awb" for s in left)
+    assert len({(s.engine, s.voice, s.pitch, s.f0) for s in ex}) == len(ex)
+    n_awb = sum(s.voice == "awb" for s in ex)
+    left = synth.extra_speakers(24, len(ex) - n_awb, {("flite", "awb")})     # a test speaker's voice is skipped
+    assert len(left) == len(ex) - n_awb and all(s.voice != "awb" for s in left)
     with pytest.raises(ValueError, match="extra_train"):
-        synth.extra_speakers(24, 8, {("flite", "awb")})
+        synth.extra_speakers(24, len(ex) - n_awb + 1, {("flite", "awb")})
 
 
 def test_bad_audio(tmp_path):
@@ -735,3 +737,35 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
         evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=fd, split="validation", log=lambda s: None)
     with pytest.raises(ValueError, match="extra_train"):
         synth.synthesize(tmp_path / "bad", per_speaker=1, fresh_test=True, extra_train=1)
+
+
+def _median_f0(x: np.ndarray, sr: int = 16000) -> float:
+    """Median F0 (Hz) of the loud 40 ms frames, from the autocorrelation peak between 60 and 400 Hz."""
+    x = x.astype(np.float64)
+    n = int(0.04 * sr)
+    frames = [x[i: i + n] for i in range(0, x.size - n, n // 2)]
+    loud = max(float(np.std(f)) for f in frames) * 0.3
+    out = []
+    for f in frames:
+        if np.std(f) < loud:
+            continue
+        f = f - f.mean()
+        ac = np.correlate(f, f, "full")[n - 1:]
+        lo, hi = sr // 400, sr // 60
+        out.append(sr / (lo + int(np.argmax(ac[lo:hi]))))
+    return float(np.median(out))
+
+
+@needs_tools
+def test_flite_target_f0_speakers_speak_lower(tmp_path):
+    """The F0 variants of EXTRA_TRAIN change flite's pitch (slt at 95 Hz is far below slt's own ~180 Hz)."""
+    ex = synth.extra_speakers(24, len(synth.EXTRA_TRAIN))
+    low = next(s for s in ex if s.voice == "slt" and s.f0 == 95)
+    own = synth.Speaker("spk99", "flite", "slt", 0, 0, True)
+    f0 = {}
+    for name, spk in (("own", own), ("low", low)):
+        job = {"speaker": synth.asdict(spk), "text": "set an alarm for seven thirty tomorrow",
+               "path": str(tmp_path / f"{name}.wav"), "seed": 1}
+        synth._synth_one(job)
+        f0[name] = _median_f0(audio.read_wav(tmp_path / f"{name}.wav"))
+    assert f0["low"] < 0.75 * f0["own"] and 70 < f0["low"] < 130, f0

@@ -163,8 +163,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     s.add_argument("--test-speakers", type=int, default=6, help="speakers held out for test")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--extra-train", type=int, default=0, metavar="N",
-                   help="N extra training speakers (festival ked/slt-hts voices, flite awb/slt pitch variants; at most "
-                        "9; festival: apt-get install -y festival festvox-kdlpc16k festvox-us-slt-hts)")
+                   help="N extra training speakers (festival ked/slt-hts voices, flite awb/slt pitch and F0 variants; "
+                        "at most 13; festival: apt-get install -y festival festvox-kdlpc16k festvox-us-slt-hts)")
     s.add_argument("--fresh-test", action="store_true",
                    help="a test-only corpus of 6 new speakers (speech eval --test-corpus), for an unbiased estimate "
                         "once the corpus's own test speakers have guided choices")

@@ -91,11 +91,13 @@ INTENTS: dict[str, list[str]] = {
 ESPEAK_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
                    "klatt3", "croak"]
 FLITE_VOICES = ["kal16", "awb", "rms", "slt", "kal"]
-# Extra training speakers (engine, voice, sox pitch in cents): festival's ked diphone voice and slt HTS voice
-# (Debian: festival festvox-kdlpc16k festvox-us-slt-hts), flite awb and slt at other pitches.
+# Extra training speakers (engine, voice, sox pitch in cents[, flite target F0 in Hz]): festival's ked diphone
+# voice and slt HTS voice (Debian: festival festvox-kdlpc16k festvox-us-slt-hts), flite awb and slt at other pitches,
+# then flite awb and slt at other target F0s (``--setf int_f0_target_mean``: the voice's F0, not its formants).
 EXTRA_TRAIN = [("festival", "ked_diphone", 0), ("festival", "cmu_us_slt_arctic_hts", 0), ("flite", "awb", -300),
                ("flite", "slt", 300), ("festival", "ked_diphone", -200), ("festival", "cmu_us_slt_arctic_hts", -300),
-               ("flite", "awb", 300), ("flite", "slt", -300), ("festival", "ked_diphone", 200)]
+               ("flite", "awb", 300), ("flite", "slt", -300), ("festival", "ked_diphone", 200),
+               ("flite", "slt", 0, 95), ("flite", "awb", 0, 100), ("flite", "slt", 0, 120), ("flite", "awb", 0, 150)]
 FESTIVAL_PACKAGES = "festival festvox-kdlpc16k festvox-us-slt-hts"
 # A fresh test set (``fresh_test``): new speakers for an unbiased estimate once the default test speakers have been
 # used to choose settings. They mirror the default corpus's test speakers (seed 0: four regular espeak voices, one
@@ -114,6 +116,7 @@ class Speaker:
     pitch: int    # espeak -p (0-99); flite, festival: sox pitch shift in cents
     rate: int     # espeak -s (words per minute); flite, festival: ignored (sox tempo varies it)
     extra: bool = False   # an extra training speaker: always train, never a validation candidate
+    f0: int = 0           # flite: target F0 in Hz (--setf int_f0_target_mean); 0 = the voice's own
 
 
 def speakers(n: int) -> list[Speaker]:
@@ -139,7 +142,7 @@ def extra_speakers(n_base: int, n_extra: int, held_out: set = frozenset()) -> li
     pool = [x for x in EXTRA_TRAIN if x[:2] not in held_out]
     if not 0 <= n_extra <= len(pool):
         raise ValueError(f"extra_train: need 0 <= n <= {len(pool)} (voices not held out for test), got {n_extra}")
-    return [Speaker(f"spk{n_base + i:02d}", e, v, p, 0, True) for i, (e, v, p) in enumerate(pool[:n_extra])]
+    return [Speaker(f"spk{n_base + i:02d}", x[0], x[1], x[2], 0, True, *x[3:]) for i, x in enumerate(pool[:n_extra])]
 
 
 def fill(template: str, rng: np.random.Generator) -> tuple[str, list[dict]]:
@@ -198,6 +201,8 @@ def _synth_one(job: dict) -> dict:
             cmd = [_tool("espeak-ng"), "-v", spk.voice, "-p", str(spk.pitch), "-s", str(spk.rate), "-w", str(raw), text]
         elif spk.engine == "flite":
             cmd = [_tool("flite"), "-voice", spk.voice, "-t", text, "-o", str(raw)]
+            if spk.f0:
+                cmd[3:3] = ["--setf", f"int_f0_target_mean={spk.f0}"]
             pitch += spk.pitch
         else:
             cmd = [_tool("text2wave"), "-eval", f"(voice_{spk.voice})", "-o", str(raw)]

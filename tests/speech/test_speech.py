@@ -739,6 +739,25 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
         synth.synthesize(tmp_path / "bad", per_speaker=1, fresh_test=True, extra_train=1)
 
 
+@needs_tools
+def test_second_fresh_set_is_new_speakers_with_own_texts(tiny, tmp_path):
+    _, m = tiny
+    one = synth.synthesize(tmp_path / "f1", per_speaker=2, workers=2, progress=False, fresh_test=1)
+    two = synth.synthesize(tmp_path / "f2", per_speaker=2, workers=2, progress=False, fresh_test=2)
+    assert two["settings"]["fresh_test"] == 2 and one["settings"]["fresh_test"] is True   # set 1's cache key as before
+    assert len(two["utterances"]) == 2 * len(synth.FRESH_TEST2)
+    assert all(u["split"] == "test" for u in two["utterances"]) and two["intents"] == m["intents"]
+    voices = lambda ss: {(s.engine, s.voice, s.pitch, s.rate) for s in ss}   # noqa: E731
+    s1, s2 = synth.fresh_speakers(1), synth.fresh_speakers(2)
+    assert not voices(s2) & (voices(s1) | voices(synth.speakers(24)) | voices(synth.extra_speakers(24, 13)))
+    assert not {s.id for s in s2} & {s.id for s in s1}
+    # its texts are not set 1's, nor the training corpus's
+    t2 = [u["text"] for u in two["utterances"]]
+    assert t2 != [u["text"] for u in one["utterances"]] and t2 != [u["text"] for u in m["utterances"][: len(t2)]]
+    with pytest.raises(ValueError, match="fresh sets"):
+        synth.fresh_speakers(3)
+
+
 def _median_f0(x: np.ndarray, sr: int = 16000) -> float:
     """Median F0 (Hz) of the loud 40 ms frames, from the autocorrelation peak between 60 and 400 Hz."""
     x = x.astype(np.float64)

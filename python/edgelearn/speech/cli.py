@@ -12,6 +12,7 @@ EXAMPLES_SYNTH = """examples:
   edgelearn speech synth --json runs/speech/synth.json
   edgelearn speech synth --per-speaker 180 --extra-train 9 --out runs/speech/corpus180x   (more training voices)
   edgelearn speech synth --fresh-test --per-speaker 180 --out runs/speech/fresh180   a test-only corpus of new speakers
+  edgelearn speech synth --fresh-test 2 --per-speaker 180 --out runs/speech/fresh2_180   a second one, other speakers
 needs: apt-get install -y espeak-ng flite sox; pip install soundfile
 """
 EXAMPLES_TRAIN = """examples:
@@ -165,9 +166,10 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     s.add_argument("--extra-train", type=int, default=0, metavar="N",
                    help="N extra training speakers (festival ked/slt-hts voices, flite awb/slt pitch and F0 variants; "
                         "at most 13; festival: apt-get install -y festival festvox-kdlpc16k festvox-us-slt-hts)")
-    s.add_argument("--fresh-test", action="store_true",
+    s.add_argument("--fresh-test", type=int, nargs="?", const=1, default=0, metavar="SET",
                    help="a test-only corpus of 6 new speakers (speech eval --test-corpus), for an unbiased estimate "
-                        "once the corpus's own test speakers have guided choices")
+                        "once the corpus's own test speakers have guided choices; SET 1 (default: spk90-95) or 2 "
+                        "(spk96-101, for when set 1 has been used)")
     s.add_argument("--workers", type=int, default=2, help="synthesis processes")
     s.add_argument("--force", action="store_true", help="re-synthesise even if the cache matches")
     s.add_argument("--json", metavar="PATH")

@@ -6,8 +6,8 @@ from espeak-ng (voice ``en+VARIANT``: ``en-gb+VARIANT`` would ignore the variant
 a speaker is an engine voice plus a fixed pitch / rate offset. Optional extra *training* speakers (``extra_train``)
 add festival's voices and more flite pitch variants: never a test speaker's engine voice, and the pool leaves out
 flite's kal/kal16 (a stratified validation's flite voice); the base speakers' files and split are unchanged. A
-fresh test-only corpus (``fresh_test``) holds 6 speakers no corpus has had, for an unbiased estimate once the test
-speakers have guided choices. Each file is varied with sox (tempo, pitch; no dither) and, after sox, with seeded
+fresh test-only corpus (``fresh_test``, set 1 or 2) holds 6 speakers no other corpus has had, for an unbiased
+estimate once the test speakers (or the first fresh set) have guided choices. Each file is varied with sox (tempo, pitch; no dither) and, after sox, with seeded
 white noise at a random SNR (numpy, so that it is reproducible). Output: 16 kHz mono int16 WAV, and
 ``manifest.json`` with the transcript, intent, slot spans (word indices) and speaker of each file.
 Train and test are split by speaker. Everything is seeded; a corpus whose manifest records the same settings is
@@ -106,6 +106,11 @@ FESTIVAL_PACKAGES = "festival festvox-kdlpc16k festvox-us-slt-hts"
 FRESH_TEST = [("espeak-ng", "en+m3", 40, 155), ("espeak-ng", "en+m5", 60, 175), ("espeak-ng", "en+f3", 40, 155),
               ("espeak-ng", "en+f4", 60, 175), ("espeak-ng", "en+m1", 70, 185), ("flite", "rms", -150, 0)]
 FRESH_ID0 = 90   # fresh speakers are spk90, spk91, ...
+# A second fresh set, for when the first has been used: the test speakers' espeak variants at pitch/rate pairs off
+# every grid above, and flite rms at +150 cents. Speakers spk96 onwards, texts from their own seed stream.
+FRESH_TEST2 = [("espeak-ng", "en+m5", 35, 160), ("espeak-ng", "en+f3", 65, 150), ("espeak-ng", "en+m3", 55, 190),
+               ("espeak-ng", "en+f4", 25, 170), ("espeak-ng", "en+m2", 45, 140), ("flite", "rms", 150, 0)]
+FRESH_SETS = {1: (FRESH_TEST, FRESH_ID0), 2: (FRESH_TEST2, FRESH_ID0 + len(FRESH_TEST))}
 
 
 @dataclass(frozen=True)
@@ -173,9 +178,12 @@ def vocabulary() -> list[str]:
     return sorted(words)
 
 
-def fresh_speakers() -> list[Speaker]:
-    """The FRESH_TEST speakers, spk90 onwards."""
-    return [Speaker(f"spk{FRESH_ID0 + i:02d}", e, v, p, r) for i, (e, v, p, r) in enumerate(FRESH_TEST)]
+def fresh_speakers(fresh_set: int = 1) -> list[Speaker]:
+    """The speakers of fresh set 1 (FRESH_TEST, spk90 onwards) or 2 (FRESH_TEST2, spk96 onwards)."""
+    if fresh_set not in FRESH_SETS:
+        raise ValueError(f"fresh_test: the fresh sets are {sorted(FRESH_SETS)}, got {fresh_set}")
+    table, id0 = FRESH_SETS[fresh_set]
+    return [Speaker(f"spk{id0 + i:02d}", e, v, p, r) for i, (e, v, p, r) in enumerate(table)]
 
 
 def _tool(name: str) -> str:
@@ -227,12 +235,16 @@ def _synth_one(job: dict) -> dict:
 
 def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_speakers: int = 6, seed: int = 0,
                workers: int = 2, progress: bool = True, force: bool = False, extra_train: int = 0,
-               fresh_test: bool = False) -> dict:
+               fresh_test: int = 0) -> dict:
     """Synthesise (or reuse) a corpus in out_dir; returns the manifest. Test speakers are held out entirely.
     extra_train: that many EXTRA_TRAIN speakers after the n_speakers (training only); the n_speakers' files and
-    the test split are the same as without them. fresh_test: instead, a test-only corpus of the FRESH_TEST speakers
-    (per_speaker utterances each, texts drawn from another seed stream; n_speakers, n_test_speakers and extra_train
-    do not apply), evaluated with ``evaluate(..., test_corpus=out_dir)`` against models of a training corpus."""
+    the test split are the same as without them. fresh_test: 1 or 2 (True = 1): instead, a test-only corpus of that
+    fresh set's speakers (``fresh_speakers``; per_speaker utterances each, texts drawn from the set's own seed stream;
+    n_speakers, n_test_speakers and extra_train do not apply), evaluated with ``evaluate(..., test_corpus=out_dir)``
+    against models of a training corpus."""
+    fresh_test = int(fresh_test)
+    if fresh_test:
+        fresh = fresh_speakers(fresh_test)
     if fresh_test and extra_train:
         raise ValueError("fresh_test: a test-only corpus has no extra training speakers (extra_train must be 0)")
     if not fresh_test and (n_speakers < 2 or n_test_speakers < 1 or n_test_speakers >= n_speakers):
@@ -240,7 +252,8 @@ def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_spea
     if per_speaker < 1:
         raise ValueError(f"per_speaker must be >= 1, got {per_speaker}")
     out = Path(out_dir)
-    settings = ({"version": VERSION, "fresh_test": True, "per_speaker": per_speaker, "seed": seed} if fresh_test else
+    settings = ({"version": VERSION, "fresh_test": True if fresh_test == 1 else fresh_test, "per_speaker": per_speaker,
+                 "seed": seed} if fresh_test else
                 {"version": VERSION, "n_speakers": n_speakers, "per_speaker": per_speaker,
                  "n_test_speakers": n_test_speakers, "seed": seed})
     if extra_train:
@@ -254,8 +267,8 @@ def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_spea
         _tool(t)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     if fresh_test:
-        rng = np.random.default_rng([seed, FRESH_ID0])   # texts and variations unlike the training corpus's
-        spks = fresh_speakers()
+        spks = fresh
+        rng = np.random.default_rng([seed, int(spks[0].id[3:])])   # texts and variations unlike any other corpus's
         test_ids = {s.id for s in spks}
     else:
         rng = np.random.default_rng(seed)

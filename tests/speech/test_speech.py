@@ -526,7 +526,7 @@ def test_finetune_ensemble_replaces_only_the_cloud_side(tiny, tmp_path):
     shift_threshold(tmp_path / "e", tmp_path / "t", 1.0, d)           # an ensemble's masker can still be shifted
     assert len(load_models(tmp_path / "t")["cloud_masked"].members) == 2
     for kw, msg in (({"seeds": (1, 1)}, "distinct"), ({"parts": ("all",)}, "parts"), ({"epochs": 0}, "epochs"),
-                    ({"ft_temp": float("nan")}, "ft_temp")):
+                    ({"ft_temp": float("nan")}, "ft_temp"), ({"voice_warp": 0.6}, "voice_warp")):
         with pytest.raises(ValueError, match=msg):
             finetune_ensemble(d, src, tmp_path / "x", log=lambda s: None, **kw)
     with pytest.raises(ValueError, match="differ"):

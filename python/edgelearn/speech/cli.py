@@ -122,7 +122,7 @@ def cmd_finetune(args) -> int:
         raise ValueError(f"--seeds: comma-separated integers, got {args.seeds!r}") from None
     rec = finetune_ensemble(args.corpus, args.models, args.out, seeds=seeds, epochs=args.epochs, lr=args.lr,
                             ft_temp=args.ft_temp, parts=[p for p in args.parts.split(",") if p],
-                            augment=not args.no_augment, voice_aug=args.voice_aug,
+                            augment=not args.no_augment, voice_aug=args.voice_aug, voice_warp=args.voice_warp,
                             log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
@@ -246,6 +246,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     f.add_argument("--parts", default="masked,random", help="masked (the masker's gates), random (the baseline's)")
     f.add_argument("--no-augment", action="store_true", help="no SpecAugment")
     f.add_argument("--voice-aug", action="store_true", help="voice augmentation (speech train --voice-aug)")
+    f.add_argument("--voice-warp", type=float, default=0.1, metavar="W",
+                   help="with --voice-aug: mel-axis warp drawn from [1 - W, 1 + W] (default 0.1)")
     f.add_argument("--threads", type=int, default=2)
     f.add_argument("--json", metavar="PATH")
     f.set_defaults(fn=cmd_finetune)

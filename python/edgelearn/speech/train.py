@@ -102,10 +102,11 @@ def _batches(n: int, bs: int, gen: torch.Generator):
 
 
 def train_classifier(model, feats, labels, epochs=12, bs=32, lr=3e-3, seed=0, log=print, name="cloud",
-                     wave_fn=None, augment=False, weight_decay=1e-4, soft=None, distill=0.0, voice_aug=False):
+                     wave_fn=None, augment=False, weight_decay=1e-4, soft=None, distill=0.0, voice_aug=False,
+                     voice_warp=0.1):
     """Cross-entropy training with AdamW and a one-cycle schedule (warm-up, cosine decay); wave_fn(idx) ->
     features of a batch, when features change per batch (masks); augment: SpecAugment on each batch; voice_aug:
-    ``voice_augment`` (mel warp, time stretch: other voices) on each batch, before SpecAugment;
+    ``voice_augment`` (mel warp up to +-voice_warp, time stretch: other voices) on each batch, before SpecAugment;
     soft: [N, C] log-probabilities of a teacher (the clean model on clean audio), mixed into the loss as
     (1 - distill) * cross-entropy + distill * KL(teacher || model)."""
     gen = torch.Generator().manual_seed(seed)
@@ -118,7 +119,7 @@ def train_classifier(model, feats, labels, epochs=12, bs=32, lr=3e-3, seed=0, lo
         for idx in _batches(len(labels), bs, gen):
             f = wave_fn(idx) if wave_fn else feats[idx]
             if voice_aug:
-                f = voice_augment(f, aug_gen)
+                f = voice_augment(f, aug_gen, warp=voice_warp)
             if augment:
                 f = spec_augment(f, aug_gen)
             logits = model(f)
@@ -526,20 +527,22 @@ FINETUNE_PARTS = ("masked", "random")
 
 
 def finetune_ensemble(corpus_dir, model_dir, out_dir, seeds=(0, 1, 2), epochs=20, lr=3e-3, ft_temp=4.0,
-                      parts=FINETUNE_PARTS, augment=True, voice_aug=False, log=print) -> dict:
+                      parts=FINETUNE_PARTS, augment=True, voice_aug=False, voice_warp=0.1, log=print) -> dict:
     """Cloud models for a trained masker's operating point (e.g. after ``shift_threshold``), on the cloud side only.
     For each seed, a copy of the clean cloud model is fine-tuned `epochs` epochs on the masker's sampled device gates
     (``sampled_mask_fn`` at temperature ft_temp around ``log_alphas(device=True)``): part "masked"; or on fresh
     random masks at the same kept fraction: part "random" (the baseline). The copies of a part become an ensemble
     (``EnsembleSLU``, mean log-probabilities) replacing cloud_masked / cloud_random; parts not listed are kept from
     model_dir. The gate network and its int8 blob are copied unchanged, so what the device sends is the same.
-    voice_aug: ``voice_augment`` on every batch.
+    voice_aug: ``voice_augment`` on every batch, its mel warp drawn from [1 - voice_warp, 1 + voice_warp].
     Returns the state's "finetune" record (with validation accuracies when the run has validation speakers)."""
     seeds = [int(x) for x in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: need one or more distinct seeds, got {seeds}")
     if epochs < 1:
         raise ValueError(f"epochs: must be >= 1, got {epochs}")
+    if not (np.isfinite(voice_warp) and 0 <= voice_warp < 0.5):
+        raise ValueError(f"voice_warp: must be in [0, 0.5), got {voice_warp}")
     if not (np.isfinite(ft_temp) and ft_temp > 0) or not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"ft_temp and lr: must be > 0, got {ft_temp} and {lr}")
     parts = tuple(parts)
@@ -569,11 +572,13 @@ def finetune_ensemble(corpus_dir, model_dir, out_dir, seeds=(0, 1, 2), epochs=20
                                  torch.Generator().manual_seed(sd), block)
             m = train_classifier(copy.deepcopy(ms["cloud"]), None, tr.intent, epochs=epochs, lr=lr, seed=sd,
                                  log=log, name=f"cloud fine-tune ({part}, seed {sd})", augment=augment, wave_fn=fn,
-                                 voice_aug=voice_aug)
+                                 voice_aug=voice_aug, voice_warp=voice_warp)
             members.append(m.state_dict())
         st[f"cloud_{part}"] = members
     rec = {"from": str(src), "parts": list(parts), "seeds": seeds, "epochs": epochs, "lr": lr, "ft_temp": ft_temp,
            "augment": augment, "voice_aug": voice_aug, "train_kept_fraction": frac}
+    if voice_aug and voice_warp != 0.1:
+        rec["voice_warp"] = voice_warp
     st["finetune"] = rec
     out.mkdir(parents=True, exist_ok=True)
     torch.save(st, out / "speech_models.pt")

@@ -554,6 +554,27 @@ def test_voice_augment_warps_and_stretches():
     assert torch.allclose(same, f)                          # no warp, no stretch: identity
 
 
+def test_warp_average_is_the_mean_over_warped_inputs():
+    from edgelearn.speech.models import CloudSLU, WarpAverageSLU, warp_mel
+
+    torch.manual_seed(0)
+    f = torch.randn(2, 30, 40)
+    assert torch.equal(warp_mel(f, 1.0), f)                                   # no warp: identity
+    w = warp_mel(f, 1.1)
+    assert torch.allclose(w[..., 10], f[..., 11])                             # band 10 reads band 11
+    assert torch.allclose(w[..., 5], 0.5 * f[..., 5] + 0.5 * f[..., 6])       # 5 * 1.1 = 5.5: halfway
+    assert torch.equal(w[..., 39], f[..., 39])                                # clamped at the top edge
+    m = CloudSLU(5, 16).eval()
+    tta = WarpAverageSLU(m, [0.9, 1.0, 1.1]).eval()
+    with torch.no_grad():
+        want = torch.stack([torch.log_softmax(m(warp_mel(f, a)), -1) for a in (0.9, 1.0, 1.1)]).mean(0)
+        assert torch.allclose(tta(f), want)
+        assert torch.allclose(WarpAverageSLU(m, [1.0])(f), torch.log_softmax(m(f), -1))
+    for bad in ([], [float("nan")], [3.0]):
+        with pytest.raises(ValueError, match="warps"):
+            WarpAverageSLU(m, bad)
+
+
 def test_stratified_validation_covers_voice_families():
     from edgelearn.speech.train import split_validation
 
@@ -729,6 +750,11 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
     rep = evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=fd, speaker_utts=2, log=lambda s: None)
     res = {r["name"]: r for r in rep.results}
     assert res["split"]["split"] == "fresh" and res["split"]["speakers"] == sorted(f["test_speakers"])
+    assert res["split"]["warps"] is None
+    rw = {r["name"]: r for r in evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=fd, speaker_utts=2, warps=[0.9, 1.1],
+                                         log=lambda s: None).results}
+    assert rw["split"]["warps"] == [0.9, 1.1] and rw["intent_accuracy"]["n_test"] == len(f["utterances"])
+    assert rw["intent_accuracy"]["kept_fraction"] == res["intent_accuracy"]["kept_fraction"]   # device unchanged
     assert res["intent_accuracy"]["n_test"] == len(f["utterances"])
     assert res["speaker_attack"]["chance"] == pytest.approx(1 / len(synth.FRESH_TEST))
     with pytest.raises(ValueError, match="not test-only"):

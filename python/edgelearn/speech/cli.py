@@ -131,6 +131,15 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def _floats(flag: str, text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{flag}: comma-separated numbers, got {text!r}") from None
+
+
 def cmd_eval(args) -> int:
     import torch
 
@@ -138,7 +147,8 @@ def cmd_eval(args) -> int:
 
     torch.set_num_threads(args.threads)
     rep = evaluate(args.corpus, args.models, n_asr=args.n_asr, n_asr_lm=args.n_asr_lm, seed=args.seed,
-                   plot=args.plot, split=args.split, test_corpus=args.test_corpus, log=lambda s: print(s, flush=True))
+                   plot=args.plot, split=args.split, test_corpus=args.test_corpus, warps=_floats("--warps", args.warps),
+                   log=lambda s: print(s, flush=True))
     claims = [c.to_json() for c in rep.claims]
     print("\nclaims:")
     for c in claims:
@@ -257,6 +267,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    help="test utterances decoded by the trigram-LM ASR attacker (0 = skip)")
     e.add_argument("--split", choices=("test", "validation"), default="test",
                    help="test speakers, or the training run's validation speakers (to choose settings)")
+    e.add_argument("--warps", metavar="A,B,...", help="test-time voice averaging: every cloud model's "
+                   "log-probabilities averaged over these mel-axis warps, e.g. 0.9,0.95,1,1.05,1.1")
     e.add_argument("--test-corpus", metavar="DIR",
                    help="evaluate on this test-only corpus (speech synth --fresh-test) instead of --corpus's test "
                         "speakers; --corpus still gives the attackers' training transcripts")

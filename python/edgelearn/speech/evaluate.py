@@ -10,6 +10,7 @@ import torch
 from edgelearn.bench import Report
 from edgelearn.speech.features import features
 from edgelearn.speech.mask import gates_for
+from edgelearn.speech.models import WarpAverageSLU
 from edgelearn.speech.train import (accuracy, feats_of, kept_fraction, load_corpus, load_models, masked_wave,
                                     random_gates_for, validation_split)
 
@@ -132,14 +133,20 @@ def cost_claims(report: Report, gatenet=None, blob=None, seconds: float = 4.0, t
 
 
 def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | None = None, log=print,
-             n_asr_lm: int = 24, speaker_utts: int = 30, split: str = "test", test_corpus=None) -> Report:
+             n_asr_lm: int = 24, speaker_utts: int = 30, split: str = "test", test_corpus=None,
+             warps=None) -> Report:
     """Utility, privacy and cost claims on the test speakers (split="test"), or on the training run's validation
     speakers (split="validation": for choosing settings without looking at the test speakers). test_corpus: a
     test-only corpus (``synthesize(fresh_test=True)``) evaluated instead, all of it (split "fresh"); corpus_dir still
-    gives the trigram attacker's training transcripts, and the speaker-ID attacker tells its speakers apart."""
+    gives the trigram attacker's training transcripts, and the speaker-ID attacker tells its speakers apart.
+    warps: mel warps of test-time voice averaging (``WarpAverageSLU``) for every cloud model, clean, masked and
+    random alike (a cloud-side choice; gates, attackers and cost do not change)."""
     rep = Report("speech")
     full = load_corpus(corpus_dir)
     ms = load_models(model_dir)
+    if warps is not None:
+        for k in ("cloud", "cloud_masked", "cloud_random"):
+            ms[k] = WarpAverageSLU(ms[k], warps).eval()
     st = ms["state"].get("settings", {})
     lm_texts = [u["text"] for u in full.utts if u["split"] == "train"]   # (validation speakers' included: the
                                                                            # attacker knows the corpus's words)
@@ -163,7 +170,8 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
     norm = bool(st.get("normalise", False))
     sent = load_corpus(corpus_dir, normalise=True) if norm else full   # the audio the device masks (normalised)
     te, tes = full.subset(sel), sent.subset(sel)
-    rep.add(name="split", split=split, speakers=sorted({te.speakers[k] for k in te.speaker}), speaker_normalise=norm)
+    rep.add(name="split", split=split, speakers=sorted({te.speakers[k] for k in te.speaker}), speaker_normalise=norm,
+            warps=None if warps is None else ms["cloud"].warps)
     g = ms["gatenet"]
     blob_path = Path(model_dir) / "gatenet_s8.bin"
     blob = np.frombuffer(blob_path.read_bytes(), np.uint8) if blob_path.is_file() else None

@@ -75,6 +75,17 @@ def spec_augment(feats: torch.Tensor, gen: torch.Generator, n_time: int = 2, max
     return f
 
 
+def warp_mel(feats: torch.Tensor, a: float) -> torch.Tensor:
+    """[..., 40] log-mel with its mel axis warped by a (vocal tract length): band m takes the value at band m * a,
+    linear interpolation, clamped at the edges. a = 1: unchanged."""
+    M = feats.shape[-1]
+    pos = (torch.arange(M, dtype=feats.dtype) * a).clamp(0, M - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=M - 1)
+    w = pos - lo
+    return feats[..., lo] * (1 - w) + feats[..., hi] * w
+
+
 def voice_augment(feats: torch.Tensor, gen: torch.Generator, stretch: float = 0.15, warp: float = 0.1) -> torch.Tensor:
     """Other voices from the same log-mel [B, T, 40], one draw per utterance: the mel axis warped by
     a ~ U(1 - warp, 1 + warp) (vocal tract length, as VTLP: band m takes the value at band m * a, linear
@@ -82,15 +93,10 @@ def voice_augment(feats: torch.Tensor, gen: torch.Generator, stretch: float = 0.
     linear interpolation of frames). Returns [B, round(T * (1 + stretch)), 40], padded with FLOOR (silence)."""
     B, T, M = feats.shape
     out = torch.full((B, int(round(T * (1 + stretch))), M), FLOOR, dtype=feats.dtype)
-    band = torch.arange(M, dtype=feats.dtype)
     for b in range(B):
         a = 1 + warp * (2 * float(torch.rand((), generator=gen)) - 1)
         r = 1 + stretch * (2 * float(torch.rand((), generator=gen)) - 1)
-        pos = (band * a).clamp(0, M - 1)
-        lo = pos.floor().long()
-        hi = (lo + 1).clamp(max=M - 1)
-        w = pos - lo
-        f = feats[b][:, lo] * (1 - w) + feats[b][:, hi] * w
+        f = warp_mel(feats[b], a)
         n = min(out.shape[1], max(1, int(round(T * r))))
         out[b, :n] = F.interpolate(f.T[None], size=n, mode="linear", align_corners=True)[0].T
     return out
@@ -131,6 +137,22 @@ class EnsembleSLU(nn.Module):
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, 40] -> [B, n_intents] log-probabilities
         return torch.stack([F.log_softmax(m(feats), -1) for m in self.members]).mean(0)
+
+
+class WarpAverageSLU(nn.Module):
+    """A cloud model averaged over voices at test time: the mean of its log-probabilities on the input with the mel
+    axis warped by each of `warps` (``warp_mel``), the voice augmentation's warps seen at inference. A cloud-side
+    choice: what the device sends is unchanged."""
+
+    def __init__(self, model: nn.Module, warps):
+        super().__init__()
+        warps = [float(a) for a in warps]
+        if not warps or not all(np.isfinite(a) and 0.5 <= a <= 2.0 for a in warps):
+            raise ValueError(f"warps: one or more mel warps in [0.5, 2], got {warps}")
+        self.model, self.warps = model, warps
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, 40] -> [B, n_intents] log-probabilities
+        return torch.stack([F.log_softmax(self.model(warp_mel(feats, a)), -1) for a in self.warps]).mean(0)
 
 
 class GateNet(nn.Module):

@@ -402,16 +402,19 @@ def test_sampled_mask_fn_draws_fresh_masks_around_the_generator():
     gates = [pattern[i, : -(-int(n) // SEG)].numpy() for i, n in enumerate(c.length)]
     fixed = feats_of(masked_wave(c, gates))
     silent = lambda f: float((f.amax(-1) <= FLOOR + 1).float().mean())   # noqa: E731
+    # same mask = same features up to float summation order (the batched log-mel may split its work differently);
+    # a different mask changes some frame by whole nats
+    same = lambda x, y: float((x - y).abs().max()) < 1e-3   # noqa: E731
     for la, temp in ((pattern.float() * 2e4 - 1e4, 1.0), (pattern.float() * 4 - 2, 0.01)):
         fn = sampled_mask_fn(c, la, temp, 0.5, torch.Generator().manual_seed(0))
-        assert torch.equal(fn(idx), fixed) and torch.equal(fn(idx), fixed)
+        assert same(fn(idx), fixed) and same(fn(idx), fixed)
     fn = sampled_mask_fn(c, pattern.float() * 4 - 2, 100.0, 0.5, torch.Generator().manual_seed(0))
     a, b = fn(idx), fn(idx)
-    assert not torch.equal(a, fixed) and not torch.equal(a, b)
+    assert not same(a, fixed) and not same(a, b)
     for frac in (0.0, 1.0, 0.5):
         r = sampled_mask_fn(c, None, 1.0, frac, torch.Generator().manual_seed(0), block=3)(idx)
         if frac == 1.0:
-            assert torch.equal(r, feats_of(masked_wave(c, [np.ones_like(g) for g in gates])))
+            assert same(r, feats_of(masked_wave(c, [np.ones_like(g) for g in gates])))
         elif frac == 0.0:
             assert silent(r) == 1.0
         else:
@@ -766,22 +769,27 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
 
 
 @needs_tools
-def test_second_fresh_set_is_new_speakers_with_own_texts(tiny, tmp_path):
+def test_later_fresh_sets_are_new_speakers_with_own_texts(tiny, tmp_path):
     _, m = tiny
-    one = synth.synthesize(tmp_path / "f1", per_speaker=2, workers=2, progress=False, fresh_test=1)
-    two = synth.synthesize(tmp_path / "f2", per_speaker=2, workers=2, progress=False, fresh_test=2)
-    assert two["settings"]["fresh_test"] == 2 and one["settings"]["fresh_test"] is True   # set 1's cache key as before
-    assert len(two["utterances"]) == 2 * len(synth.FRESH_TEST2)
-    assert all(u["split"] == "test" for u in two["utterances"]) and two["intents"] == m["intents"]
     voices = lambda ss: {(s.engine, s.voice, s.pitch, s.rate) for s in ss}   # noqa: E731
-    s1, s2 = synth.fresh_speakers(1), synth.fresh_speakers(2)
-    assert not voices(s2) & (voices(s1) | voices(synth.speakers(24)) | voices(synth.extra_speakers(24, 13)))
-    assert not {s.id for s in s2} & {s.id for s in s1}
-    # its texts are not set 1's, nor the training corpus's
-    t2 = [u["text"] for u in two["utterances"]]
-    assert t2 != [u["text"] for u in one["utterances"]] and t2 != [u["text"] for u in m["utterances"][: len(t2)]]
+    seen_voices = voices(synth.speakers(24)) | voices(synth.extra_speakers(24, 13))
+    seen_ids, seen_texts = set(), [[u["text"] for u in m["utterances"]]]
+    for k in sorted(synth.FRESH_SETS):
+        got = synth.synthesize(tmp_path / f"f{k}", per_speaker=2, workers=2, progress=False, fresh_test=k)
+        assert got["settings"]["fresh_test"] == (True if k == 1 else k)   # set 1's cache key as before
+        table, _ = synth.FRESH_SETS[k]
+        assert len(got["utterances"]) == 2 * len(table)
+        assert all(u["split"] == "test" for u in got["utterances"]) and got["intents"] == m["intents"]
+        spk = synth.fresh_speakers(k)
+        assert not voices(spk) & seen_voices and not {s.id for s in spk} & seen_ids, f"set {k} reuses a speaker"
+        texts = [u["text"] for u in got["utterances"]]
+        assert all(texts != t[: len(texts)] for t in seen_texts), f"set {k} reuses texts"
+        seen_voices |= voices(spk)
+        seen_ids |= {s.id for s in spk}
+        seen_texts.append(texts)
+    assert len(synth.FRESH_SETS) >= 3
     with pytest.raises(ValueError, match="fresh sets"):
-        synth.fresh_speakers(3)
+        synth.fresh_speakers(max(synth.FRESH_SETS) + 1)
 
 
 def _median_f0(x: np.ndarray, sr: int = 16000) -> float:

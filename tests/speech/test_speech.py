@@ -528,6 +528,21 @@ def test_finetune_ensemble_replaces_only_the_cloud_side(tiny, tmp_path):
         assert torch.allclose(new["cloud_masked"](x), want)
     shift_threshold(tmp_path / "e", tmp_path / "t", 1.0, d)           # an ensemble's masker can still be shifted
     assert len(load_models(tmp_path / "t")["cloud_masked"].members) == 2
+    # warm: each copy continues the source's member of the same index (a vanishing step leaves it where it was)
+    finetune_ensemble(d, tmp_path / "t", tmp_path / "e4", seeds=(0, 1), epochs=4, lr=0.05, parts=("masked",),
+                      log=lambda s: None)
+    rec = finetune_ensemble(d, tmp_path / "e4", tmp_path / "w", seeds=(0, 1), epochs=1, lr=1e-12, parts=("masked",),
+                            warm=True, log=lambda s: None)
+    assert rec["warm_from"]["epochs"] == 4
+    warm = load_models(tmp_path / "w")["cloud_masked"].members
+    params = lambda mm: [p.detach() for p in mm.parameters()]   # noqa: E731
+    for w, e in zip(warm, load_models(tmp_path / "e4")["cloud_masked"].members):
+        assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(params(w), params(e)))
+        assert not all(torch.allclose(x, y, atol=1e-6) for x, y in zip(params(w), params(old["cloud"])))
+    for model_dir, seeds in ((src, (0,)), (tmp_path / "t", (0, 1, 2))):   # no ensemble, too few members
+        with pytest.raises(ValueError, match="warm"):
+            finetune_ensemble(d, model_dir, tmp_path / "x", seeds=seeds, epochs=1, parts=("masked",), warm=True,
+                              log=lambda s: None)
     for kw, msg in (({"seeds": (1, 1)}, "distinct"), ({"parts": ("all",)}, "parts"), ({"epochs": 0}, "epochs"),
                     ({"ft_temp": float("nan")}, "ft_temp"), ({"voice_warp": 0.6}, "voice_warp")):
         with pytest.raises(ValueError, match=msg):

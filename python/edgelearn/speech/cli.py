@@ -37,6 +37,8 @@ EXAMPLES_FINETUNE = """examples:
       --out runs/speech/s4/k38t5e --parts masked      3 cloud copies fine-tuned at this operating point, ensembled
   edgelearn speech finetune --corpus runs/speech/corpus180 --models runs/speech/s4/k38t5e \\
       --out runs/speech/s4/k38t5er --parts random     then the random-mask baseline's ensemble
+  edgelearn speech finetune --corpus runs/speech/corpus180 --models runs/speech/s4/k38t5e --warm --epochs 20 \\
+      --out runs/speech/s4/k38t5ew --parts masked     continue those copies 20 more epochs
 """
 EXAMPLES_EVAL = """examples:
   edgelearn speech eval --json runs/speech/eval.json --plot runs/speech/gates.png
@@ -124,7 +126,7 @@ def cmd_finetune(args) -> int:
     rec = finetune_ensemble(args.corpus, args.models, args.out, seeds=seeds, epochs=args.epochs, lr=args.lr,
                             ft_temp=args.ft_temp, parts=[p for p in args.parts.split(",") if p],
                             augment=not args.no_augment, voice_aug=args.voice_aug, voice_warp=args.voice_warp,
-                            log=lambda s: print(s, flush=True))
+                            warm=args.warm, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
 
@@ -259,6 +261,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     f.add_argument("--voice-aug", action="store_true", help="voice augmentation (speech train --voice-aug)")
     f.add_argument("--voice-warp", type=float, default=0.1, metavar="W",
                    help="with --voice-aug: mel-axis warp drawn from [1 - W, 1 + W] (default 0.1)")
+    f.add_argument("--warm", action="store_true", help="continue each fine-tuned member of --models (one per seed) "
+                   "instead of starting again from the clean model: more epochs, or a new threshold")
     f.add_argument("--threads", type=int, default=2)
     f.add_argument("--json", metavar="PATH")
     f.set_defaults(fn=cmd_finetune)

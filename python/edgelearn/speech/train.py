@@ -527,7 +527,8 @@ FINETUNE_PARTS = ("masked", "random")
 
 
 def finetune_ensemble(corpus_dir, model_dir, out_dir, seeds=(0, 1, 2), epochs=20, lr=3e-3, ft_temp=4.0,
-                      parts=FINETUNE_PARTS, augment=True, voice_aug=False, voice_warp=0.1, log=print) -> dict:
+                      parts=FINETUNE_PARTS, augment=True, voice_aug=False, voice_warp=0.1, warm=False,
+                      log=print) -> dict:
     """Cloud models for a trained masker's operating point (e.g. after ``shift_threshold``), on the cloud side only.
     For each seed, a copy of the clean cloud model is fine-tuned `epochs` epochs on the masker's sampled device gates
     (``sampled_mask_fn`` at temperature ft_temp around ``log_alphas(device=True)``): part "masked"; or on fresh
@@ -535,6 +536,8 @@ def finetune_ensemble(corpus_dir, model_dir, out_dir, seeds=(0, 1, 2), epochs=20
     (``EnsembleSLU``, mean log-probabilities) replacing cloud_masked / cloud_random; parts not listed are kept from
     model_dir. The gate network and its int8 blob are copied unchanged, so what the device sends is the same.
     voice_aug: ``voice_augment`` on every batch, its mel warp drawn from [1 - voice_warp, 1 + voice_warp].
+    warm: continue training instead: the k-th seed's copy starts from the k-th member of model_dir's ensemble for
+    that part (an earlier finetune_ensemble with at least as many seeds), e.g. at a new threshold or for more epochs.
     Returns the state's "finetune" record (with validation accuracies when the run has validation speakers)."""
     seeds = [int(x) for x in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
@@ -564,19 +567,37 @@ def finetune_ensemble(corpus_dir, model_dir, out_dir, seeds=(0, 1, 2), epochs=20
     ftr = feats_of(tr.wave)
     la = log_alphas(g, ftr, tr.length, block, device=True)
     frac = kept_fraction(hard_gates(g, ftr, tr.length, block, device=True))
-    log(f"{src}: train kept fraction (device gates) {frac:.3f}; fine-tuning {', '.join(parts)} x seeds {seeds}")
+    starts = {}
+    for part in parts:
+        prev = st[f"cloud_{part}"]
+        if not warm:
+            starts[part] = [ms["cloud"]] * len(seeds)
+        elif not isinstance(prev, list) or len(prev) < len(seeds):
+            have = len(prev) if isinstance(prev, list) else "no ensemble"
+            raise ValueError(f"warm: {src}'s {part} cloud has {have} members; need one per seed ({len(seeds)}): "
+                             f"run finetune without --warm first")
+        else:
+            starts[part] = []
+            for sd_prev in prev[: len(seeds)]:
+                m0 = copy.deepcopy(ms["cloud"])
+                m0.load_state_dict(sd_prev)
+                starts[part].append(m0)
+    log(f"{src}: train kept fraction (device gates) {frac:.3f}; fine-tuning {', '.join(parts)} x seeds {seeds}"
+        + (" (warm: from its fine-tuned members)" if warm else ""))
     for part in parts:
         members = []
-        for sd in seeds:
+        for k, sd in enumerate(seeds):
             fn = sampled_mask_fn(tr, la if part == "masked" else None, ft_temp, frac,
                                  torch.Generator().manual_seed(sd), block)
-            m = train_classifier(copy.deepcopy(ms["cloud"]), None, tr.intent, epochs=epochs, lr=lr, seed=sd,
+            m = train_classifier(copy.deepcopy(starts[part][k]).train(), None, tr.intent, epochs=epochs, lr=lr, seed=sd,
                                  log=log, name=f"cloud fine-tune ({part}, seed {sd})", augment=augment, wave_fn=fn,
                                  voice_aug=voice_aug, voice_warp=voice_warp)
             members.append(m.state_dict())
         st[f"cloud_{part}"] = members
     rec = {"from": str(src), "parts": list(parts), "seeds": seeds, "epochs": epochs, "lr": lr, "ft_temp": ft_temp,
            "augment": augment, "voice_aug": voice_aug, "train_kept_fraction": frac}
+    if warm:
+        rec["warm_from"] = {"epochs": st.get("finetune", {}).get("epochs"), "from": st.get("finetune", {}).get("from")}
     if voice_aug and voice_warp != 0.1:
         rec["voice_warp"] = voice_warp
     st["finetune"] = rec

@@ -188,6 +188,26 @@ def test_wer_and_entities():
     assert entity_errors(slots, "call john at seven") == (1, 2)
 
 
+def test_ratio_ci_brackets_the_pooled_rate_and_narrows_with_more_items():
+    from edgelearn.speech.attacks import ratio_ci
+
+    rng = np.random.default_rng(0)
+    words = rng.integers(4, 12, 400)
+    errs = rng.binomial(words, 0.7)
+    rate = errs.sum() / words.sum()
+    lo, hi = ratio_ci(errs, words)
+    assert lo < rate < hi and 0.6 < lo and hi < 0.8
+    lo30, hi30 = ratio_ci(errs[:30], words[:30])
+    assert hi30 - lo30 > 2 * (hi - lo)                 # ~sqrt(400 / 30) = 3.7x wider
+    assert ratio_ci([3, 3, 3], [5, 5, 5]) == pytest.approx((0.6, 0.6))   # no spread, no interval
+    d = np.array([1.0] * 5 + [0.0] * 95)               # paired intent drop: clean right, masked wrong on 5 of 100
+    lo, hi = ratio_ci(d, np.ones(d.size))
+    assert lo <= 0.05 <= hi and lo >= 0
+    for args, msg in ((([1, 2], [1]), "length"), (([], []), "length"), (([1], [1], 1.5), "level")):
+        with pytest.raises(ValueError, match=msg):
+            ratio_ci(*args)
+
+
 def test_gatenet_int8_export_matches_float():
     ks = pytest.importorskip("edgelearn.kernels.speech")
     from edgelearn.speech.export import quantize_gatenet
@@ -214,6 +234,7 @@ def test_attackers_on_a_few_files(tiny):
     xs = [audio.read_wav(d / u["path"]) for u in us]
     r = asr_attack(SphinxASR(), xs, us)
     assert 0 <= r["wer"] <= 1.5 and r["n"] == 2
+    assert r["wer_ci95"][0] <= r["wer"] <= r["wer_ci95"][1]
     f = torch.randn(12, 30, 40)
     out = speaker_attack(f[:8], np.arange(8) % 4, {"t": (f[8:], np.arange(4))}, 4, epochs=1)
     assert out["chance"] == 0.25 and 0 <= out["t"] <= 1
@@ -774,6 +795,9 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
     assert rw["split"]["warps"] == [0.9, 1.1] and rw["intent_accuracy"]["n_test"] == len(f["utterances"])
     assert rw["intent_accuracy"]["kept_fraction"] == res["intent_accuracy"]["kept_fraction"]   # device unchanged
     assert res["intent_accuracy"]["n_test"] == len(f["utterances"])
+    lo, hi = res["intent_accuracy"]["drop_points_ci95"]
+    drop = 100 * (res["intent_accuracy"]["clean"] - res["intent_accuracy"]["masked"])
+    assert lo - 1e-4 <= drop <= hi + 1e-4
     assert res["speaker_attack"]["chance"] == pytest.approx(1 / len(synth.FRESH_TEST))
     with pytest.raises(ValueError, match="not test-only"):
         evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=d, log=lambda s: None)

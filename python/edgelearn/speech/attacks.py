@@ -175,17 +175,39 @@ def fill_silence(x: np.ndarray, seed: int = 0, min_run: int = 32) -> np.ndarray:
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
 
 
+def ratio_ci(num, den, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of sum(num) / sum(den) over items resampled with replacement (e.g. files:
+    word errors / words, or utterances: correct_clean - correct_masked / 1). Items are treated as independent,
+    so the interval is too narrow when they cluster (utterances of one speaker)."""
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    if num.shape != den.shape or num.ndim != 1 or num.size == 0:
+        raise ValueError(f"ratio_ci: num and den must be 1-D of one non-zero length, got {num.shape}, {den.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"ratio_ci: level must be in (0, 1), got {level}")
+    idx = np.random.default_rng(seed).integers(0, num.size, (n_boot, num.size))
+    r = num[idx].sum(1) / np.maximum(den[idx].sum(1), 1e-12)
+    a = (1 - level) / 2
+    return float(np.quantile(r, a)), float(np.quantile(r, 1 - a))
+
+
 def asr_attack(asr: SphinxASR, audios: list[np.ndarray], utts: list[dict]) -> dict:
-    e = n = ee = ne = 0
+    """Decode each audio; word error rate over all words (with a 95% bootstrap interval over files), entity error
+    rate over all slot values, the first hypotheses as examples."""
+    errs, words = [], []
+    ee = ne = 0
     hyps = []
     for x, u in zip(audios, utts):
         hyp = asr.transcribe(x)
         hyps.append(hyp)
         a, b = wer(u["text"], hyp)
-        e, n = e + a, n + b
+        errs.append(a)
+        words.append(b)
         a, b = entity_errors(u["slots"], hyp)
         ee, ne = ee + a, ne + b
-    return {"wer": e / max(n, 1), "entity_error_rate": ee / max(ne, 1), "n": len(utts), "examples": hyps[:5]}
+    e, n = sum(errs), sum(words)
+    ci = ratio_ci(errs, words) if errs else (0.0, 0.0)
+    return {"wer": e / max(n, 1), "wer_ci95": ci, "entity_error_rate": ee / max(ne, 1), "n": len(utts),
+            "examples": hyps[:5]}
 
 
 def speaker_attack(train_feats, train_spk, test_sets: dict, n_speakers: int, epochs: int = 12, seed: int = 0) -> dict:

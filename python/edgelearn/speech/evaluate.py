@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from edgelearn.bench import Report
+from edgelearn.speech.attacks import ratio_ci
 from edgelearn.speech.features import features
 from edgelearn.speech.mask import gates_for
 from edgelearn.speech.models import WarpAverageSLU
@@ -186,13 +187,18 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
            "masked": accuracy(ms["cloud_masked"], f_mask, te.intent),
            "random_frozen_cloud": accuracy(ms["cloud"], f_rand, te.intent),
            "random": accuracy(ms["cloud_random"], f_rand, te.intent)}
+    ok_clean, ok_masked = correct(ms["cloud"], f_clean, te.intent), correct(ms["cloud_masked"], f_mask, te.intent)
+    drop_ci = tuple(100 * v for v in ratio_ci(ok_clean.astype(float) - ok_masked, np.ones(ok_clean.size), seed=seed))
     rows = per_speaker(te, gates, {"clean": (ms["cloud"], f_clean), "masked": (ms["cloud_masked"], f_mask)})
     for r in rows:
         log(f"  {r['speaker']} ({r['voice']}): kept {r['kept']:.3f}, clean {r['clean']:.3f}, masked {r['masked']:.3f}")
     rep.add(name="per_speaker", rows=rows)
     vfrac = voiced_kept_fraction(tes, gates)
     log(f"kept fraction {frac:.3f} (of speech segments: {vfrac:.3f}, {block * 40} ms gates); intent accuracy {acc}")
+    log(f"intent drop {100 * (acc['clean'] - acc['masked']):.2f} points, 95% interval {drop_ci[0]:.2f} to "
+        f"{drop_ci[1]:.2f} (paired bootstrap over utterances)")
     rep.add(name="intent_accuracy", kept_fraction=frac, kept_fraction_speech=vfrac, gate_ms=block * 40,
+            drop_points_ci95=drop_ci,
             n_test=len(te.ids), **acc)
     rep.claim("utility: intent acc drop, masked vs clean (points)", 100 * (acc["clean"] - acc["masked"]), "<= 3")
     rep.claim("utility: learned mask minus random mask, same kept fraction (points)",
@@ -225,9 +231,11 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
         masked = min(plain, filled, key=lambda r: r["wer"])   # the stronger of the two decodings
         log(f"ASR ({grammar}) clean WER {clean['wer']:.3f} entity err {clean['entity_error_rate']:.3f}; masked WER "
             f"{masked['wer']:.3f} entity err {masked['entity_error_rate']:.3f} (as sent: {plain['wer']:.3f}, "
-            f"holes noise-filled: {filled['wer']:.3f}; {len(pk)} files)")
+            f"holes noise-filled: {filled['wer']:.3f}; {len(pk)} files; masked 95% interval "
+            f"{masked['wer_ci95'][0]:.3f}-{masked['wer_ci95'][1]:.3f} over files)")
         rep.add(name=f"asr_attack_{grammar}", n=len(pk), wer_clean=clean["wer"], wer_masked=masked["wer"],
                 entity_error_clean=clean["entity_error_rate"], entity_error_masked=masked["entity_error_rate"],
+                wer_masked_ci95=masked["wer_ci95"], wer_clean_ci95=clean["wer_ci95"],
                 wer_masked_as_sent=plain["wer"], wer_masked_filled=filled["wer"],
                 entity_error_masked_as_sent=plain["entity_error_rate"],
                 entity_error_masked_filled=filled["entity_error_rate"],
@@ -264,21 +272,25 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
     return rep
 
 
+def correct(model, feats, labels, bs: int = 128) -> np.ndarray:
+    """[N] bool: the model's intent is right on each utterance."""
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(feats[i: i + bs]).argmax(1) for i in range(0, len(feats), bs)])
+    return (pred == labels).numpy()
+
+
 def per_speaker(corpus, gates, models: dict) -> list[dict]:
     """Per speaker: voice family, kept fraction and intent accuracy of each (model, features) pair in `models`
     (where a validation/test gap comes from)."""
-    preds = {}
-    with torch.no_grad():
-        for k, (m, f) in models.items():
-            m.eval()
-            preds[k] = torch.cat([m(f[i: i + 128]).argmax(1) for i in range(0, len(f), 128)]) == corpus.intent
+    preds = {k: correct(m, f, corpus.intent) for k, (m, f) in models.items()}
     rows = []
     for s in np.unique(corpus.speaker):
         idx = np.flatnonzero(corpus.speaker == s)
         name = corpus.speakers[s]
         rows.append({"speaker": name, "voice": (corpus.families or {}).get(name, "?"), "n": int(idx.size),
                      "kept": float(sum(gates[i].sum() for i in idx) / sum(gates[i].size for i in idx)),
-                     **{k: float(p[idx].float().mean()) for k, p in preds.items()}})
+                     **{k: float(p[idx].mean()) for k, p in preds.items()}})
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import shutil
 
@@ -798,6 +799,13 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
     lo, hi = res["intent_accuracy"]["drop_points_ci95"]
     drop = 100 * (res["intent_accuracy"]["clean"] - res["intent_accuracy"]["masked"])
     assert lo - 1e-4 <= drop <= hi + 1e-4
+    if importlib.util.find_spec("pocketsphinx"):   # the attackers' path: intervals and per-speaker WER
+        ra = {r["name"]: r for r in evaluate(d, src, n_asr=3, n_asr_lm=3, test_corpus=fd, speaker_utts=2,
+                                             log=lambda s: None).results}
+        for g in ("jsgf", "trigram"):
+            a = ra[f"asr_attack_{g}"]
+            assert a["n"] == 3 and a["wer_masked_ci95"][0] <= a["wer_masked"] <= a["wer_masked_ci95"][1]
+            assert set(a["wer_masked_per_speaker"]) <= set(f["test_speakers"]) and a["wer_masked_per_speaker"]
     assert res["speaker_attack"]["chance"] == pytest.approx(1 / len(synth.FRESH_TEST))
     with pytest.raises(ValueError, match="not test-only"):
         evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=d, log=lambda s: None)

@@ -191,8 +191,8 @@ def ratio_ci(num, den, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -
 
 
 def asr_attack(asr: SphinxASR, audios: list[np.ndarray], utts: list[dict]) -> dict:
-    """Decode each audio; word error rate over all words (with a 95% bootstrap interval over files), entity error
-    rate over all slot values, the first hypotheses as examples."""
+    """Decode each audio; word error rate over all words (with a 95% bootstrap interval over files; per file:
+    word_errors, words), entity error rate over all slot values, the first hypotheses as examples."""
     errs, words = [], []
     ee = ne = 0
     hyps = []
@@ -207,7 +207,7 @@ def asr_attack(asr: SphinxASR, audios: list[np.ndarray], utts: list[dict]) -> di
     e, n = sum(errs), sum(words)
     ci = ratio_ci(errs, words) if errs else (0.0, 0.0)
     return {"wer": e / max(n, 1), "wer_ci95": ci, "entity_error_rate": ee / max(ne, 1), "n": len(utts),
-            "examples": hyps[:5]}
+            "word_errors": errs, "words": words, "examples": hyps[:5]}
 
 
 def speaker_attack(train_feats, train_spk, test_sets: dict, n_speakers: int, epochs: int = 12, seed: int = 0) -> dict:

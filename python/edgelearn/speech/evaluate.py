@@ -233,7 +233,10 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
             f"{masked['wer']:.3f} entity err {masked['entity_error_rate']:.3f} (as sent: {plain['wer']:.3f}, "
             f"holes noise-filled: {filled['wer']:.3f}; {len(pk)} files; masked 95% interval "
             f"{masked['wer_ci95'][0]:.3f}-{masked['wer_ci95'][1]:.3f} over files)")
-        rep.add(name=f"asr_attack_{grammar}", n=len(pk), wer_clean=clean["wer"], wer_masked=masked["wer"],
+        errs, words, who = np.asarray(masked["word_errors"]), np.asarray(masked["words"]), te.speaker[pk]
+        spk_wer = {te.speakers[k]: float(errs[who == k].sum() / max(words[who == k].sum(), 1)) for k in np.unique(who)}
+        log("  masked WER per speaker: " + ", ".join(f"{k} {v:.2f}" for k, v in spk_wer.items()))
+        rep.add(name=f"asr_attack_{grammar}", n=len(pk), wer_masked_per_speaker=spk_wer, wer_clean=clean["wer"], wer_masked=masked["wer"],
                 entity_error_clean=clean["entity_error_rate"], entity_error_masked=masked["entity_error_rate"],
                 wer_masked_ci95=masked["wer_ci95"], wer_clean_ci95=clean["wer_ci95"],
                 wer_masked_as_sent=plain["wer"], wer_masked_filled=filled["wer"],

@@ -869,3 +869,50 @@ def test_flite_target_f0_speakers_speak_lower(tmp_path):
         synth._synth_one(job)
         f0[name] = _median_f0(audio.read_wav(tmp_path / f"{name}.wav"))
     assert f0["low"] < 0.75 * f0["own"] and 70 < f0["low"] < 130, f0
+
+
+@needs_tools
+def test_sweep_operating_points_match_the_shifted_device(tiny, tmp_path):
+    """speech sweep: one row per threshold, ascending; kept fraction falls as D rises and equals what the
+    shifted masker (speech threshold) keeps; clean accuracy is the same at every D; the drop is clean - masked;
+    pooled counts add up; the attackers decode the same files at each D; bad input is a one-line error."""
+    from edgelearn.speech.mask import gates_for
+    from edgelearn.speech.sweep import plot_sweep, sweep
+    from edgelearn.speech.train import load_corpus, load_models, shift_threshold, validation_split
+
+    d, m = tiny
+    src = _model_dir(tmp_path / "k", m["intents"], val_speakers=3)
+    asr = importlib.util.find_spec("pocketsphinx") is not None
+    rep = sweep(d, src, [1.0, 0.0, 4.0], sets=("validation", "test"), n_asr=0, n_asr_lm=2 if asr else 0,
+                log=lambda s: None)
+    rows = [r for r in rep.results if r["name"] == "operating_point"]
+    assert [r["delta"] for r in rows] == [0.0, 1.0, 4.0]
+    kept = [r["pooled"]["kept"] for r in rows]
+    assert kept[0] >= kept[1] >= kept[2] and kept[0] > kept[2]
+    full = load_corpus(d)
+    st = load_models(src)["state"]
+    _, val = validation_split(full, st)
+    va = full.subset(val)
+    shift_threshold(src, tmp_path / "t", 1.0, d)
+    g = load_models(tmp_path / "t")["gatenet"]
+    gs = [gates_for(g, va.int16(i)) for i in range(len(va.ids))]
+    assert rows[1]["sets"]["validation"]["kept"] == pytest.approx(sum(x.sum() for x in gs) / sum(x.size for x in gs))
+    for r in rows:
+        p, sets = r["pooled"], r["sets"]
+        assert p["n"] == sets["validation"]["n"] + sets["test"]["n"] == 3 + 4
+        assert p["clean"] == rows[0]["pooled"]["clean"]
+        assert p["drop_points"] == pytest.approx(100 * (p["clean"] - p["masked"]))
+        assert p["drop_points_ci95"][0] - 1e-9 <= p["drop_points"] <= p["drop_points_ci95"][1] + 1e-9
+        if asr:
+            t = p["trigram"]
+            assert t["files"] == 4 and t["wer_masked"] == min(t["wer_plain"], t["wer_filled"])
+            assert ("wer_clean" in t) == (r is rows[0]) and "jsgf" not in p
+    plot_sweep(rep, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").stat().st_size > 0
+    for kw, msg in (({"deltas": []}, "deltas"), ({"deltas": [float("nan")]}, "deltas"),
+                    ({"deltas": [0], "sets": ()}, "sets"), ({"deltas": [0], "sets": ("test", str(d), str(d))}, "twice"),
+                    ({"deltas": [0], "n_asr": -1}, "n_asr")):
+        with pytest.raises(ValueError, match=msg):
+            sweep(d, src, log=lambda s: None, **kw)
+    with pytest.raises(FileNotFoundError):
+        sweep(d, src, [0], sets=(str(tmp_path / "none"),), log=lambda s: None)

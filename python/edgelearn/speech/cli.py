@@ -40,6 +40,15 @@ EXAMPLES_FINETUNE = """examples:
   edgelearn speech finetune --corpus runs/speech/corpus180 --models runs/speech/s4/k38t5e --warm --epochs 20 \\
       --out runs/speech/s4/k38t5ew --parts masked     continue those copies 20 more epochs
 """
+EXAMPLES_SWEEP = """examples:
+  edgelearn speech sweep --models runs/speech/s8/v50fx --deltas 0,0.5,1 --sets validation,test \\
+      --json runs/speech/sweep.json --plot runs/speech/sweep.png     operating points on selection data
+  edgelearn speech sweep --corpus runs/speech/corpus180xf --models runs/speech/s8/v50fx --deltas 0,1 \\
+      --sets validation,test,runs/speech/fresh180 --warps 0.9,0.95,1,1.05,1.1 --n-asr 40 --n-asr-lm 40
+  edgelearn speech sweep --models runs/speech/s8/v50fx --deltas 0 --n-asr 0 --n-asr-lm 0   intent only (fast)
+then: speech threshold --delta D, speech finetune --warm at the chosen D, speech eval once on unused speakers
+needs: pip install pocketsphinx (unless --n-asr 0 --n-asr-lm 0)
+"""
 EXAMPLES_EVAL = """examples:
   edgelearn speech eval --json runs/speech/eval.json --plot runs/speech/gates.png
   edgelearn speech eval --n-asr 100                   more utterances for the pocketsphinx attacker
@@ -100,6 +109,26 @@ def cmd_train(args) -> int:
         from edgelearn.cli import environment
 
         _write(args.json, {"environment": environment(), "results": [out], "claims": []})
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    import torch
+
+    from edgelearn.speech.sweep import plot_sweep, sweep
+
+    torch.set_num_threads(args.threads)
+    deltas = _floats("--deltas", args.deltas)
+    sets = [x for x in args.sets.split(",") if x]
+    rep = sweep(args.corpus, args.models, deltas, sets=sets, warps=_floats("--warps", args.warps), n_asr=args.n_asr,
+                n_asr_lm=args.n_asr_lm, seed=args.seed, log=lambda s: print(s, flush=True))
+    if args.plot:
+        plot_sweep(rep, args.plot)
+        print(f"wrote {args.plot}")
+    if args.json:
+        from edgelearn.cli import environment
+
+        _write(args.json, {"environment": environment(), "results": rep.results, "claims": []})
     return 0
 
 
@@ -168,7 +197,8 @@ def cmd_eval(args) -> int:
 
 
 def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
-    sp = sub.add_parser("speech", help="speech privacy masking (SILENCE): synth | train | threshold | finetune | eval")
+    sp = sub.add_parser("speech", help="speech privacy masking (SILENCE): synth | train | threshold | sweep | finetune | "
+                        "eval")
     ss = sp.add_subparsers(dest="speech_command", required=True)
     s = ss.add_parser("synth", help="synthesise the spoken-command corpus", epilog=EXAMPLES_SYNTH, formatter_class=fmt)
     s.add_argument("--out", default="runs/speech/corpus")
@@ -247,6 +277,22 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     h.add_argument("--delta", type=float, required=True, help="gate threshold on log_alpha (> 0 keeps fewer)")
     h.add_argument("--json", metavar="PATH")
     h.set_defaults(fn=cmd_threshold)
+    w = ss.add_parser("sweep", help="operating points of a masker on selection data: intent drop and attackers' "
+                      "WER per gate threshold", epilog=EXAMPLES_SWEEP, formatter_class=fmt)
+    w.add_argument("--corpus", default="runs/speech/corpus", help="the training corpus (its validation/test splits, "
+                   "and the trigram attacker's transcripts)")
+    w.add_argument("--models", default="runs/speech/models", help="trained models (speech train / finetune)")
+    w.add_argument("--deltas", default="0", metavar="D,D,...", help="gate thresholds on log_alpha (> 0 keeps fewer)")
+    w.add_argument("--sets", default="validation,test", metavar="S,S,...", help="selection data: validation, test "
+                   "(--corpus's splits) and/or test-only corpus directories (speech synth --fresh-test)")
+    w.add_argument("--warps", metavar="A,B,...", help="test-time voice averaging of the cloud models (speech eval)")
+    w.add_argument("--n-asr", type=int, default=40, help="files per set for the JSGF attacker (0 = skip)")
+    w.add_argument("--n-asr-lm", type=int, default=40, help="files per set for the trigram attacker (0 = skip)")
+    w.add_argument("--plot", metavar="PNG", help="intent drop against each attacker's WER, one point per threshold")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--threads", type=int, default=2)
+    w.add_argument("--json", metavar="PATH")
+    w.set_defaults(fn=cmd_sweep)
     f = ss.add_parser("finetune", help="ensemble of cloud models fine-tuned at a masker's operating point",
                       epilog=EXAMPLES_FINETUNE, formatter_class=fmt)
     f.add_argument("--corpus", default="runs/speech/corpus", help="the training corpus")

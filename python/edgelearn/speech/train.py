@@ -492,6 +492,17 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     return record
 
 
+def shifted_gatenet(gatenet, delta: float):
+    """A copy of the gate network whose device keeps a segment when log_alpha > delta instead of > 0 (the last
+    layer's bias lowered by delta, so the int8 kernel's sign test is unchanged)."""
+    if not np.isfinite(delta):
+        raise ValueError(f"delta must be finite, got {delta}")
+    g = copy.deepcopy(gatenet)
+    with torch.no_grad():
+        g.convs[-1].bias -= float(delta)
+    return g.eval()
+
+
 def shift_threshold(model_dir, out_dir, delta: float, corpus_dir) -> dict:
     """An operating point of a trained masker without retraining: the device keeps a segment when its log_alpha
     > delta instead of > 0 (the last layer's bias lowered by delta, so the int8 kernel's sign test is unchanged);
@@ -499,16 +510,12 @@ def shift_threshold(model_dir, out_dir, delta: float, corpus_dir) -> dict:
     masker's sampled gates, cloud_random on random masks at the original kept fraction). The int8 blob is
     re-exported with the calibration audio train_all uses (the first 64 training utterances). Returns the
     state's "threshold" record."""
-    if not np.isfinite(delta):
-        raise ValueError(f"delta must be finite, got {delta}")
     src, out = Path(model_dir), Path(out_dir)
     if src.resolve() == out.resolve():
         raise ValueError(f"out_dir must differ from model_dir ({src}): the original masker is kept")
     ms = load_models(src)
     st = dict(ms["state"])
-    g = ms["gatenet"]
-    with torch.no_grad():
-        g.convs[-1].bias -= float(delta)
+    g = shifted_gatenet(ms["gatenet"], delta)
     prev = st.get("threshold", {}).get("delta", 0.0)
     st["gatenet"] = g.state_dict()
     st["threshold"] = {"delta": prev + float(delta), "from": str(src)}

@@ -13,7 +13,7 @@ EXAMPLES_SYNTH = """examples:
   edgelearn speech synth --per-speaker 180 --extra-train 9 --out runs/speech/corpus180x   (more training voices)
   edgelearn speech synth --fresh-test --per-speaker 180 --out runs/speech/fresh180   a test-only corpus of new speakers
   edgelearn speech synth --fresh-test 2 --per-speaker 180 --out runs/speech/fresh2_180   a second one, other speakers
-  edgelearn speech synth --fresh-test 3 --per-speaker 180 --out runs/speech/fresh3_180   and a third
+  edgelearn speech synth --fresh-test 3 --per-speaker 180 --out runs/speech/fresh3_180   a third (and 4: a fourth)
 needs: apt-get install -y espeak-ng flite sox; pip install soundfile
 """
 EXAMPLES_TRAIN = """examples:
@@ -212,7 +212,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     s.add_argument("--fresh-test", type=int, nargs="?", const=1, default=0, metavar="SET",
                    help="a test-only corpus of 6 new speakers (speech eval --test-corpus), for an unbiased estimate "
                         "once the corpus's own test speakers have guided choices; SET 1 (default: spk90-95), 2 "
-                        "(spk96-101, for when set 1 has been used) or 3 (spk102-107, after set 2)")
+                        "(spk96-101, for when set 1 has been used) 3 (spk102-107, after set 2) or 4 (spk108-113, after set 3)")
     s.add_argument("--workers", type=int, default=2, help="synthesis processes")
     s.add_argument("--force", action="store_true", help="re-synthesise even if the cache matches")
     s.add_argument("--json", metavar="PATH")

@@ -6,7 +6,7 @@ from espeak-ng (voice ``en+VARIANT``: ``en-gb+VARIANT`` would ignore the variant
 a speaker is an engine voice plus a fixed pitch / rate offset. Optional extra *training* speakers (``extra_train``)
 add festival's voices and more flite pitch variants: never a test speaker's engine voice, and the pool leaves out
 flite's kal/kal16 (a stratified validation's flite voice); the base speakers' files and split are unchanged. A
-fresh test-only corpus (``fresh_test``, set 1, 2 or 3) holds 6 speakers no other corpus has had, for an unbiased
+fresh test-only corpus (``fresh_test``, set 1 to 4) holds 6 speakers no other corpus has had, for an unbiased
 estimate once the test speakers (or the first fresh set) have guided choices. Each file is varied with sox (tempo, pitch; no dither) and, after sox, with seeded
 white noise at a random SNR (numpy, so that it is reproducible). Output: 16 kHz mono int16 WAV, and
 ``manifest.json`` with the transcript, intent, slot spans (word indices) and speaker of each file.
@@ -114,8 +114,11 @@ FRESH_TEST2 = [("espeak-ng", "en+m5", 35, 160), ("espeak-ng", "en+f3", 65, 150),
 # flite rms at -300 cents. Speakers spk102 onwards.
 FRESH_TEST3 = [("espeak-ng", "en+m1", 45, 165), ("espeak-ng", "en+f4", 45, 145), ("espeak-ng", "en+m5", 70, 150),
                ("espeak-ng", "en+f3", 30, 180), ("espeak-ng", "en+m3", 65, 165), ("flite", "rms", -300, 0)]
-FRESH_SETS = {1: (FRESH_TEST, FRESH_ID0), 2: (FRESH_TEST2, FRESH_ID0 + len(FRESH_TEST)),
-              3: (FRESH_TEST3, FRESH_ID0 + len(FRESH_TEST) + len(FRESH_TEST2))}
+# A fourth, after the third: the same variants at still other pitch/rate pairs, and flite rms at +300 cents.
+# Speakers spk108 onwards.
+FRESH_TEST4 = [("espeak-ng", "en+m1", 35, 150), ("espeak-ng", "en+f4", 55, 185), ("espeak-ng", "en+m5", 45, 195),
+               ("espeak-ng", "en+f3", 75, 160), ("espeak-ng", "en+m3", 30, 145), ("flite", "rms", 300, 0)]
+FRESH_SETS = {k + 1: (t, FRESH_ID0 + 6 * k) for k, t in enumerate((FRESH_TEST, FRESH_TEST2, FRESH_TEST3, FRESH_TEST4))}
 
 
 @dataclass(frozen=True)
@@ -184,8 +187,8 @@ def vocabulary() -> list[str]:
 
 
 def fresh_speakers(fresh_set: int = 1) -> list[Speaker]:
-    """The speakers of fresh set 1 (FRESH_TEST, spk90 onwards), 2 (FRESH_TEST2, spk96 onwards) or 3 (FRESH_TEST3,
-    spk102 onwards)."""
+    """The speakers of fresh set 1 (FRESH_TEST, spk90 onwards), 2 (FRESH_TEST2, spk96 onwards), 3 (FRESH_TEST3,
+    spk102 onwards) or 4 (FRESH_TEST4, spk108 onwards)."""
     if fresh_set not in FRESH_SETS:
         raise ValueError(f"fresh_test: the fresh sets are {sorted(FRESH_SETS)}, got {fresh_set}")
     table, id0 = FRESH_SETS[fresh_set]
@@ -244,7 +247,7 @@ def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_spea
                fresh_test: int = 0) -> dict:
     """Synthesise (or reuse) a corpus in out_dir; returns the manifest. Test speakers are held out entirely.
     extra_train: that many EXTRA_TRAIN speakers after the n_speakers (training only); the n_speakers' files and
-    the test split are the same as without them. fresh_test: 1, 2 or 3 (True = 1): instead, a test-only corpus of that
+    the test split are the same as without them. fresh_test: 1 to 4 (True = 1): instead, a test-only corpus of that
     fresh set's speakers (``fresh_speakers``; per_speaker utterances each, texts drawn from the set's own seed stream;
     n_speakers, n_test_speakers and extra_train do not apply), evaluated with ``evaluate(..., test_corpus=out_dir)``
     against models of a training corpus."""

@@ -117,7 +117,7 @@ FRESH_TEST3 = [("espeak-ng", "en+m1", 45, 165), ("espeak-ng", "en+f4", 45, 145),
 # A fourth, after the third: the same variants at still other pitch/rate pairs, and flite rms at +300 cents.
 # Speakers spk108 onwards.
 FRESH_TEST4 = [("espeak-ng", "en+m1", 35, 150), ("espeak-ng", "en+f4", 55, 185), ("espeak-ng", "en+m5", 45, 195),
-               ("espeak-ng", "en+f3", 75, 160), ("espeak-ng", "en+m3", 30, 145), ("flite", "rms", 300, 0)]
+               ("espeak-ng", "en+f3", 75, 160), ("espeak-ng", "en+m3", 35, 175), ("flite", "rms", 300, 0)]
 FRESH_SETS = {k + 1: (t, FRESH_ID0 + 6 * k) for k, t in enumerate((FRESH_TEST, FRESH_TEST2, FRESH_TEST3, FRESH_TEST4))}
 
 

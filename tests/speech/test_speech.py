@@ -806,6 +806,7 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
             a = ra[f"asr_attack_{g}"]
             assert a["n"] == 3 and a["wer_masked_ci95"][0] <= a["wer_masked"] <= a["wer_masked_ci95"][1]
             assert set(a["wer_masked_per_speaker"]) <= set(f["test_speakers"]) and a["wer_masked_per_speaker"]
+            assert set(a["wer_clean_per_speaker"]) == set(a["wer_masked_per_speaker"])
     assert res["speaker_attack"]["chance"] == pytest.approx(1 / len(synth.FRESH_TEST))
     with pytest.raises(ValueError, match="not test-only"):
         evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=d, log=lambda s: None)

@@ -233,10 +233,11 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
             f"{masked['wer']:.3f} entity err {masked['entity_error_rate']:.3f} (as sent: {plain['wer']:.3f}, "
             f"holes noise-filled: {filled['wer']:.3f}; {len(pk)} files; masked 95% interval "
             f"{masked['wer_ci95'][0]:.3f}-{masked['wer_ci95'][1]:.3f} over files)")
-        errs, words, who = np.asarray(masked["word_errors"]), np.asarray(masked["words"]), te.speaker[pk]
-        spk_wer = {te.speakers[k]: float(errs[who == k].sum() / max(words[who == k].sum(), 1)) for k in np.unique(who)}
-        log("  masked WER per speaker: " + ", ".join(f"{k} {v:.2f}" for k, v in spk_wer.items()))
-        rep.add(name=f"asr_attack_{grammar}", n=len(pk), wer_masked_per_speaker=spk_wer, wer_clean=clean["wer"], wer_masked=masked["wer"],
+        spk_wer, spk_wer_clean = per_speaker_wer(te, pk, masked), per_speaker_wer(te, pk, clean)
+        log("  WER per speaker, clean / masked: " + ", ".join(f"{k} {spk_wer_clean[k]:.2f} / {v:.2f}"
+                                                            for k, v in spk_wer.items()))
+        rep.add(name=f"asr_attack_{grammar}", n=len(pk), wer_masked_per_speaker=spk_wer,
+                wer_clean_per_speaker=spk_wer_clean, wer_clean=clean["wer"], wer_masked=masked["wer"],
                 entity_error_clean=clean["entity_error_rate"], entity_error_masked=masked["entity_error_rate"],
                 wer_masked_ci95=masked["wer_ci95"], wer_clean_ci95=clean["wer_ci95"],
                 wer_masked_as_sent=plain["wer"], wer_masked_filled=filled["wer"],
@@ -281,6 +282,13 @@ def correct(model, feats, labels, bs: int = 128) -> np.ndarray:
     with torch.no_grad():
         pred = torch.cat([model(feats[i: i + bs]).argmax(1) for i in range(0, len(feats), bs)])
     return (pred == labels).numpy()
+
+
+def per_speaker_wer(corpus, files, attack: dict) -> dict:
+    """{speaker: WER} of one ``asr_attack`` result over the corpus's utterances `files` (in its order)."""
+    who = corpus.speaker[files]
+    errs, words = np.asarray(attack["word_errors"]), np.asarray(attack["words"])
+    return {corpus.speakers[k]: float(errs[who == k].sum() / max(words[who == k].sum(), 1)) for k in np.unique(who)}
 
 
 def per_speaker(corpus, gates, models: dict) -> list[dict]:

@@ -207,6 +207,16 @@ def test_ratio_ci_brackets_the_pooled_rate_and_narrows_with_more_items():
     for args, msg in ((([1, 2], [1]), "length"), (([], []), "length"), (([1], [1], 1.5), "level")):
         with pytest.raises(ValueError, match=msg):
             ratio_ci(*args)
+    # clustered items: 6 speakers whose error rates differ; resampling speakers whole gives the wider interval
+    spk = np.repeat(np.arange(6), 60)
+    words = np.full(spk.size, 8)
+    errs = rng.binomial(words, np.array([0.5, 0.6, 0.7, 0.75, 0.8, 0.9])[spk])
+    lo_f, hi_f = ratio_ci(errs, words)
+    lo_s, hi_s = ratio_ci(errs, words, groups=spk)
+    assert lo_s < lo_f < errs.sum() / words.sum() < hi_f < hi_s
+    assert ratio_ci(errs, words, groups=np.arange(spk.size)) == pytest.approx((lo_f, hi_f), abs=0.01)   # 1 per group
+    with pytest.raises(ValueError, match="groups"):
+        ratio_ci(errs, words, groups=spk[:10])
 
 
 def test_gatenet_int8_export_matches_float():
@@ -799,6 +809,8 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
     lo, hi = res["intent_accuracy"]["drop_points_ci95"]
     drop = 100 * (res["intent_accuracy"]["clean"] - res["intent_accuracy"]["masked"])
     assert lo - 1e-4 <= drop <= hi + 1e-4
+    lo_s, hi_s = res["intent_accuracy"]["drop_points_ci95_speakers"]
+    assert lo_s - 1e-4 <= drop <= hi_s + 1e-4
     if importlib.util.find_spec("pocketsphinx"):   # the attackers' path: intervals and per-speaker WER
         ra = {r["name"]: r for r in evaluate(d, src, n_asr=3, n_asr_lm=3, test_corpus=fd, speaker_utts=2,
                                              log=lambda s: None).results}
@@ -807,6 +819,7 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
             assert a["n"] == 3 and a["wer_masked_ci95"][0] <= a["wer_masked"] <= a["wer_masked_ci95"][1]
             assert set(a["wer_masked_per_speaker"]) <= set(f["test_speakers"]) and a["wer_masked_per_speaker"]
             assert set(a["wer_clean_per_speaker"]) == set(a["wer_masked_per_speaker"])
+            assert a["wer_masked_ci95_speakers"][0] <= a["wer_masked"] <= a["wer_masked_ci95_speakers"][1]
     assert res["speaker_attack"]["chance"] == pytest.approx(1 / len(synth.FRESH_TEST))
     with pytest.raises(ValueError, match="not test-only"):
         evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=d, log=lambda s: None)

@@ -175,17 +175,28 @@ def fill_silence(x: np.ndarray, seed: int = 0, min_run: int = 32) -> np.ndarray:
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
 
 
-def ratio_ci(num, den, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+def ratio_ci(num, den, level: float = 0.95, n_boot: int = 2000, seed: int = 0, groups=None) -> tuple[float, float]:
     """Percentile bootstrap interval of sum(num) / sum(den) over items resampled with replacement (e.g. files:
-    word errors / words, or utterances: correct_clean - correct_masked / 1). Items are treated as independent,
-    so the interval is too narrow when they cluster (utterances of one speaker)."""
+    word errors / words, or utterances: correct_clean - correct_masked / 1). Without groups the items are treated
+    as independent, which is too narrow when they cluster (utterances of one speaker); groups (one label per item,
+    e.g. the speaker) resamples whole groups instead: the cluster bootstrap, wider and crude with few groups."""
     num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
     if num.shape != den.shape or num.ndim != 1 or num.size == 0:
         raise ValueError(f"ratio_ci: num and den must be 1-D of one non-zero length, got {num.shape}, {den.shape}")
     if not 0 < level < 1:
         raise ValueError(f"ratio_ci: level must be in (0, 1), got {level}")
-    idx = np.random.default_rng(seed).integers(0, num.size, (n_boot, num.size))
-    r = num[idx].sum(1) / np.maximum(den[idx].sum(1), 1e-12)
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        idx = rng.integers(0, num.size, (n_boot, num.size))
+        r = num[idx].sum(1) / np.maximum(den[idx].sum(1), 1e-12)
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != num.shape:
+            raise ValueError(f"ratio_ci: groups must label every item, got {groups.shape} for {num.shape}")
+        _, g = np.unique(groups, return_inverse=True)
+        gn, gd = np.bincount(g, num), np.bincount(g, den)   # per-group sums: resample groups whole
+        idx = rng.integers(0, gn.size, (n_boot, gn.size))
+        r = gn[idx].sum(1) / np.maximum(gd[idx].sum(1), 1e-12)
     a = (1 - level) / 2
     return float(np.quantile(r, a)), float(np.quantile(r, 1 - a))
 

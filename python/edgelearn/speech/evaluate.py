@@ -188,7 +188,9 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
            "random_frozen_cloud": accuracy(ms["cloud"], f_rand, te.intent),
            "random": accuracy(ms["cloud_random"], f_rand, te.intent)}
     ok_clean, ok_masked = correct(ms["cloud"], f_clean, te.intent), correct(ms["cloud_masked"], f_mask, te.intent)
-    drop_ci = tuple(100 * v for v in ratio_ci(ok_clean.astype(float) - ok_masked, np.ones(ok_clean.size), seed=seed))
+    diff, ones = ok_clean.astype(float) - ok_masked, np.ones(ok_clean.size)
+    drop_ci = tuple(100 * v for v in ratio_ci(diff, ones, seed=seed))
+    drop_ci_spk = tuple(100 * v for v in ratio_ci(diff, ones, seed=seed, groups=te.speaker))
     rows = per_speaker(te, gates, {"clean": (ms["cloud"], f_clean), "masked": (ms["cloud_masked"], f_mask)})
     for r in rows:
         log(f"  {r['speaker']} ({r['voice']}): kept {r['kept']:.3f}, clean {r['clean']:.3f}, masked {r['masked']:.3f}")
@@ -196,9 +198,10 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
     vfrac = voiced_kept_fraction(tes, gates)
     log(f"kept fraction {frac:.3f} (of speech segments: {vfrac:.3f}, {block * 40} ms gates); intent accuracy {acc}")
     log(f"intent drop {100 * (acc['clean'] - acc['masked']):.2f} points, 95% interval {drop_ci[0]:.2f} to "
-        f"{drop_ci[1]:.2f} (paired bootstrap over utterances)")
+        f"{drop_ci[1]:.2f} (paired bootstrap over utterances), {drop_ci_spk[0]:.2f} to {drop_ci_spk[1]:.2f} "
+        f"(over speakers)")
     rep.add(name="intent_accuracy", kept_fraction=frac, kept_fraction_speech=vfrac, gate_ms=block * 40,
-            drop_points_ci95=drop_ci,
+            drop_points_ci95=drop_ci, drop_points_ci95_speakers=drop_ci_spk,
             n_test=len(te.ids), **acc)
     rep.claim("utility: intent acc drop, masked vs clean (points)", 100 * (acc["clean"] - acc["masked"]), "<= 3")
     rep.claim("utility: learned mask minus random mask, same kept fraction (points)",
@@ -229,17 +232,19 @@ def evaluate(corpus_dir, model_dir, n_asr: int = 48, seed: int = 0, plot: str | 
         plain = asr_attack(asr, xm, [te.utts[i] for i in pk])
         filled = asr_attack(asr, [fill_silence(x, seed + j) for j, x in enumerate(xm)], [te.utts[i] for i in pk])
         masked = min(plain, filled, key=lambda r: r["wer"])   # the stronger of the two decodings
+        ci_spk = ratio_ci(masked["word_errors"], masked["words"], seed=seed, groups=te.speaker[pk])
         log(f"ASR ({grammar}) clean WER {clean['wer']:.3f} entity err {clean['entity_error_rate']:.3f}; masked WER "
             f"{masked['wer']:.3f} entity err {masked['entity_error_rate']:.3f} (as sent: {plain['wer']:.3f}, "
             f"holes noise-filled: {filled['wer']:.3f}; {len(pk)} files; masked 95% interval "
-            f"{masked['wer_ci95'][0]:.3f}-{masked['wer_ci95'][1]:.3f} over files)")
+            f"{masked['wer_ci95'][0]:.3f}-{masked['wer_ci95'][1]:.3f} over files, {ci_spk[0]:.3f}-{ci_spk[1]:.3f} "
+            f"over speakers)")
         spk_wer, spk_wer_clean = per_speaker_wer(te, pk, masked), per_speaker_wer(te, pk, clean)
         log("  WER per speaker, clean / masked: " + ", ".join(f"{k} {spk_wer_clean[k]:.2f} / {v:.2f}"
                                                             for k, v in spk_wer.items()))
         rep.add(name=f"asr_attack_{grammar}", n=len(pk), wer_masked_per_speaker=spk_wer,
                 wer_clean_per_speaker=spk_wer_clean, wer_clean=clean["wer"], wer_masked=masked["wer"],
                 entity_error_clean=clean["entity_error_rate"], entity_error_masked=masked["entity_error_rate"],
-                wer_masked_ci95=masked["wer_ci95"], wer_clean_ci95=clean["wer_ci95"],
+                wer_masked_ci95=masked["wer_ci95"], wer_masked_ci95_speakers=ci_spk, wer_clean_ci95=clean["wer_ci95"],
                 wer_masked_as_sent=plain["wer"], wer_masked_filled=filled["wer"],
                 entity_error_masked_as_sent=plain["entity_error_rate"],
                 entity_error_masked_filled=filled["entity_error_rate"],

@@ -916,10 +916,12 @@ def test_sweep_operating_points_match_the_shifted_device(tiny, tmp_path):
         assert p["n"] == sets["validation"]["n"] + sets["test"]["n"] == 3 + 4
         assert p["clean"] == rows[0]["pooled"]["clean"]
         assert p["drop_points"] == pytest.approx(100 * (p["clean"] - p["masked"]))
-        assert p["drop_points_ci95"][0] - 1e-9 <= p["drop_points"] <= p["drop_points_ci95"][1] + 1e-9
+        for key in ("drop_points_ci95", "drop_points_ci95_speakers"):
+            assert p[key][0] - 1e-9 <= p["drop_points"] <= p[key][1] + 1e-9
         if asr:
             t = p["trigram"]
             assert t["files"] == 4 and t["wer_masked"] == min(t["wer_plain"], t["wer_filled"])
+            assert t["wer_masked_ci95_speakers"][0] - 1e-9 <= t["wer_masked"] <= t["wer_masked_ci95_speakers"][1] + 1e-9
             assert ("wer_clean" in t) == (r is rows[0]) and "jsgf" not in p
     plot_sweep(rep, tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").stat().st_size > 0

@@ -55,8 +55,9 @@ def selection_sets(corpus_dir, state: dict, names) -> dict:
 def sweep(corpus_dir, model_dir, deltas, sets=("validation", "test"), warps=None, n_asr: int = 40,
           n_asr_lm: int = 40, seed: int = 0, log=print) -> Report:
     """One result per D in deltas (ascending): per set and pooled kept fraction, intent (clean, masked, drop in
-    points with a paired bootstrap interval), and per attacker the masked WER (the stronger of as-sent and
-    noise-filled decoding, pooled over n files per set, interval over files). Clean WER once, in the first row."""
+    points with paired bootstrap intervals over utterances and over speakers), and per attacker the masked WER (the
+    stronger of as-sent and noise-filled decoding, pooled over n files per set, intervals over files and over
+    speakers). Clean WER once, in the first row."""
     deltas = sorted(float(d) for d in deltas)
     if not deltas or not all(np.isfinite(d) for d in deltas):
         raise ValueError(f"deltas: one or more finite thresholds, got {deltas}")
@@ -81,7 +82,7 @@ def sweep(corpus_dir, model_dir, deltas, sets=("validation", "test"), warps=None
     for di, delta in enumerate(deltas):
         g = shifted_gatenet(ms["gatenet"], delta)
         row = {"name": "operating_point", "delta": delta, "sets": {}}
-        oc, om, kept, segs = [], [], 0, 0
+        oc, om, who, kept, segs = [], [], [], 0, 0
         gates = {}
         for name, c in data.items():
             gates[name] = [gates_for(g, c.int16(i), ms["block"]) for i in range(len(c.ids))]
@@ -89,13 +90,14 @@ def sweep(corpus_dir, model_dir, deltas, sets=("validation", "test"), warps=None
             k, s = sum(int(x.sum()) for x in gates[name]), sum(x.size for x in gates[name])
             row["sets"][name] = {"n": len(c.ids), "kept": k / s, "clean": float(ok_clean[name].mean()),
                                  "masked": float(ok_m.mean())}
-            oc.append(ok_clean[name]), om.append(ok_m)
+            oc.append(ok_clean[name]), om.append(ok_m), who.extend(f"{name}/{c.speakers[k]}" for k in c.speaker)
             kept, segs = kept + k, segs + s
         oc, om = np.concatenate(oc), np.concatenate(om)
-        diff = oc.astype(float) - om
+        diff, ones = oc.astype(float) - om, np.ones(oc.size)
         row["pooled"] = {"n": int(oc.size), "kept": kept / segs, "clean": float(oc.mean()), "masked": float(om.mean()),
                          "drop_points": 100 * float(diff.mean()),
-                         "drop_points_ci95": [100 * v for v in ratio_ci(diff, np.ones(diff.size), seed=seed)]}
+                         "drop_points_ci95": [100 * v for v in ratio_ci(diff, ones, seed=seed)],
+                         "drop_points_ci95_speakers": [100 * v for v in ratio_ci(diff, ones, seed=seed, groups=who)]}
         for grammar in GRAMMARS:
             n = n_of[grammar]
             if n == 0:
@@ -119,6 +121,7 @@ def _attack(asr, data, gates, picks, n, seed, row, grammar, with_clean) -> dict:
     from edgelearn.speech.attacks import asr_attack, fill_silence
 
     pooled = {"plain": ([], []), "filled": ([], []), "clean": ([], [])}
+    who = []
     for name, c in data.items():
         pk = picks[name][:n]
         utts = [c.utts[i] for i in pk]
@@ -130,6 +133,7 @@ def _attack(asr, data, gates, picks, n, seed, row, grammar, with_clean) -> dict:
         for k, r in runs.items():
             pooled[k][0].extend(r["word_errors"]), pooled[k][1].extend(r["words"])
         row["sets"][name][grammar] = {k: r["wer"] for k, r in runs.items()}
+        who.extend(f"{name}/{c.speakers[c.speaker[i]]}" for i in pk)
     out = {}
     for k, (e, w) in pooled.items():
         if e:
@@ -137,7 +141,7 @@ def _attack(asr, data, gates, picks, n, seed, row, grammar, with_clean) -> dict:
     best = min(("plain", "filled"), key=lambda k: out[f"wer_{k}"])
     e, w = pooled[best]
     out.update(wer_masked=out[f"wer_{best}"], masked_decoding=best, wer_masked_ci95=list(ratio_ci(e, w, seed=seed)),
-               files=len(e))
+               wer_masked_ci95_speakers=list(ratio_ci(e, w, seed=seed, groups=who)), files=len(e))
     return out
 
 

@@ -7,8 +7,9 @@ a speaker is an engine voice plus a fixed pitch / rate offset. Optional extra *t
 add festival's voices and more flite pitch variants: never a test speaker's engine voice, and the pool leaves out
 flite's kal/kal16 (a stratified validation's flite voice); the base speakers' files and split are unchanged. A
 fresh test-only corpus (``fresh_test``, set 1 to 4) holds 6 speakers no other corpus has had, for an unbiased
-estimate once the test speakers (or the first fresh set) have guided choices. Each file is varied with sox (tempo, pitch; no dither) and, after sox, with seeded
-white noise at a random SNR (numpy, so that it is reproducible). Output: 16 kHz mono int16 WAV, and
+estimate once the test speakers (or an earlier fresh set) have guided choices. Each file is varied with sox
+(tempo, pitch; no dither) and, after sox, with seeded white noise at a random SNR (numpy, so that it is
+reproducible). Output: 16 kHz mono int16 WAV, and
 ``manifest.json`` with the transcript, intent, slot spans (word indices) and speaker of each file.
 Train and test are split by speaker. Everything is seeded; a corpus whose manifest records the same settings is
 reused (cache).

@@ -100,7 +100,22 @@ def test_extra_speakers_avoid_held_out_voices():
     ex = synth.extra_speakers(24, len(synth.EXTRA_TRAIN))
     assert [s.id for s in ex][:2] == ["spk24", "spk25"] and all(s.extra for s in ex)
     assert not {s.voice for s in ex} & {"rms", "kal", "kal16"}
-    assert len({(s.engine, s.voice, s.pitch, s.f0) for s in ex}) == len(ex)
+    assert len({(s.engine, s.voice, s.pitch, s.rate, s.f0) for s in ex}) == len(ex)
+    # espeak extras: only variants that no test, validation or fresh speaker uses (the seed-0 corpus's test
+    # speakers; its validation speakers, stratified or not: m4, m6, klatt2, m2; every fresh set's)
+    base = synth.speakers(24)
+    order = np.random.default_rng(0).permutation(24)
+    held = {base[i].voice for i in order[:6]} | {"en+m4", "en+m6", "en+klatt2", "en+m2"}
+    held |= {s.voice for k in synth.FRESH_SETS for s in synth.fresh_speakers(k)}
+    esp = [s for s in ex if s.engine == "espeak-ng"]
+    assert len(esp) == 3 * len(synth.EXTRA_ESPEAK) and {s.voice for s in esp} == {f"en+{v}" for v in synth.EXTRA_ESPEAK}
+    assert not {s.voice for s in esp} & held
+    assert all(s.rate > 0 for s in esp) and all(s.rate == 0 for s in ex if s.engine != "espeak-ng")
+    # the first 13 are as before (corpus180xf's extras), so a corpus with more extras keeps their files
+    assert [(s.engine, s.voice, s.pitch, s.f0) for s in ex[:3]] == [("festival", "ked_diphone", 0, 0),
+                                                                    ("festival", "cmu_us_slt_arctic_hts", 0, 0),
+                                                                    ("flite", "awb", -300, 0)]
+    assert (ex[12].voice, ex[12].f0) == ("awb", 150)
     n_awb = sum(s.voice == "awb" for s in ex)
     left = synth.extra_speakers(24, len(ex) - n_awb, {("flite", "awb")})     # a test speaker's voice is skipped
     assert len(left) == len(ex) - n_awb and all(s.voice != "awb" for s in left)
@@ -833,7 +848,7 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
 def test_later_fresh_sets_are_new_speakers_with_own_texts(tiny, tmp_path):
     _, m = tiny
     voices = lambda ss: {(s.engine, s.voice, s.pitch, s.rate) for s in ss}   # noqa: E731
-    seen_voices = voices(synth.speakers(24)) | voices(synth.extra_speakers(24, 13))
+    seen_voices = voices(synth.speakers(24)) | voices(synth.extra_speakers(24, len(synth.EXTRA_TRAIN)))
     seen_ids, seen_texts = set(), [[u["text"] for u in m["utterances"]]]
     for k in sorted(synth.FRESH_SETS):
         got = synth.synthesize(tmp_path / f"f{k}", per_speaker=2, workers=2, progress=False, fresh_test=k)
@@ -848,7 +863,7 @@ def test_later_fresh_sets_are_new_speakers_with_own_texts(tiny, tmp_path):
         seen_voices |= voices(spk)
         seen_ids |= {s.id for s in spk}
         seen_texts.append(texts)
-    assert len(synth.FRESH_SETS) >= 3
+    assert len(synth.FRESH_SETS) >= 5
     with pytest.raises(ValueError, match="fresh sets"):
         synth.fresh_speakers(max(synth.FRESH_SETS) + 1)
 

@@ -4,9 +4,9 @@ Each utterance: an intent (scenario_action, >= 20 of them), a phrasing drawn fro
 slot values (person names, times, places, song titles, short message text) drawn from vocabularies. Speech comes
 from espeak-ng (voice ``en+VARIANT``: ``en-gb+VARIANT`` would ignore the variant) and flite (its built-in voices);
 a speaker is an engine voice plus a fixed pitch / rate offset. Optional extra *training* speakers (``extra_train``)
-add festival's voices and more flite pitch variants: never a test speaker's engine voice, and the pool leaves out
+add festival's voices, more flite pitch variants and espeak variants at wider pitch/rate: never a test speaker's engine voice, and the pool leaves out
 flite's kal/kal16 (a stratified validation's flite voice); the base speakers' files and split are unchanged. A
-fresh test-only corpus (``fresh_test``, set 1 to 4) holds 6 speakers no other corpus has had, for an unbiased
+fresh test-only corpus (``fresh_test``, set 1 to 5) holds 6 speakers no other corpus has had, for an unbiased
 estimate once the test speakers (or an earlier fresh set) have guided choices. Each file is varied with sox
 (tempo, pitch; no dither) and, after sox, with seeded white noise at a random SNR (numpy, so that it is
 reproducible). Output: 16 kHz mono int16 WAV, and
@@ -92,13 +92,26 @@ INTENTS: dict[str, list[str]] = {
 ESPEAK_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
                    "klatt3", "croak"]
 FLITE_VOICES = ["kal16", "awb", "rms", "slt", "kal"]
-# Extra training speakers (engine, voice, sox pitch in cents[, flite target F0 in Hz]): festival's ked diphone
-# voice and slt HTS voice (Debian: festival festvox-kdlpc16k festvox-us-slt-hts), flite awb and slt at other pitches,
-# then flite awb and slt at other target F0s (``--setf int_f0_target_mean``: the voice's F0, not its formants).
-EXTRA_TRAIN = [("festival", "ked_diphone", 0), ("festival", "cmu_us_slt_arctic_hts", 0), ("flite", "awb", -300),
-               ("flite", "slt", 300), ("festival", "ked_diphone", -200), ("festival", "cmu_us_slt_arctic_hts", -300),
-               ("flite", "awb", 300), ("flite", "slt", -300), ("festival", "ked_diphone", 200),
-               ("flite", "slt", 0, 95), ("flite", "awb", 0, 100), ("flite", "slt", 0, 120), ("flite", "awb", 0, 150)]
+# Extra training speakers (engine, voice, pitch, rate, flite target F0 in Hz; pitch and rate as in Speaker), in
+# the order they are added. First 13: festival's ked diphone voice and slt HTS voice (Debian: festival
+# festvox-kdlpc16k festvox-us-slt-hts), flite awb and slt at other sox pitches, then flite awb and slt at other
+# target F0s (``--setf int_f0_target_mean``: the voice's F0, not its formants).
+EXTRA_TRAIN = [("festival", "ked_diphone", 0, 0, 0), ("festival", "cmu_us_slt_arctic_hts", 0, 0, 0),
+               ("flite", "awb", -300, 0, 0), ("flite", "slt", 300, 0, 0), ("festival", "ked_diphone", -200, 0, 0),
+               ("festival", "cmu_us_slt_arctic_hts", -300, 0, 0), ("flite", "awb", 300, 0, 0),
+               ("flite", "slt", -300, 0, 0), ("festival", "ked_diphone", 200, 0, 0),
+               ("flite", "slt", 0, 0, 95), ("flite", "awb", 0, 0, 100), ("flite", "slt", 0, 0, 120),
+               ("flite", "awb", 0, 0, 150)]
+# Then 24 more for speaker variety: the espeak variants that no test, validation or fresh speaker uses
+# (EXTRA_ESPEAK), each at three pitch/rate pairs spread over a wider range than the base grid, flite awb and slt at
+# two more sox pitches and two more target F0s, festival's two voices at two more pitches.
+EXTRA_ESPEAK = ["m7", "f1", "f2", "klatt", "klatt3", "croak"]
+_PAIRS = [(20, 135), (80, 195), (40, 205), (65, 130), (30, 185), (75, 150)]
+EXTRA_TRAIN += [("espeak-ng", f"en+{v}", *_PAIRS[(i + 2 * r) % len(_PAIRS)], 0)
+                for r in range(3) for i, v in enumerate(EXTRA_ESPEAK)]
+EXTRA_TRAIN += [("flite", "awb", -150, 0, 0), ("flite", "slt", 150, 0, 0), ("flite", "awb", 0, 0, 120),
+                ("flite", "slt", 0, 0, 140), ("festival", "cmu_us_slt_arctic_hts", 200, 0, 0),
+                ("festival", "ked_diphone", -400, 0, 0)]
 FESTIVAL_PACKAGES = "festival festvox-kdlpc16k festvox-us-slt-hts"
 # A fresh test set (``fresh_test``): new speakers for an unbiased estimate once the default test speakers have been
 # used to choose settings. They mirror the default corpus's test speakers (seed 0: four regular espeak voices, one
@@ -119,7 +132,12 @@ FRESH_TEST3 = [("espeak-ng", "en+m1", 45, 165), ("espeak-ng", "en+f4", 45, 145),
 # Speakers spk108 onwards.
 FRESH_TEST4 = [("espeak-ng", "en+m1", 35, 150), ("espeak-ng", "en+f4", 55, 185), ("espeak-ng", "en+m5", 45, 195),
                ("espeak-ng", "en+f3", 75, 160), ("espeak-ng", "en+m3", 35, 175), ("flite", "rms", 300, 0)]
-FRESH_SETS = {k + 1: (t, FRESH_ID0 + 6 * k) for k, t in enumerate((FRESH_TEST, FRESH_TEST2, FRESH_TEST3, FRESH_TEST4))}
+# A fifth, after the fourth: the same variants at still other pitch/rate pairs, and flite rms at -450 cents.
+# Speakers spk114 onwards.
+FRESH_TEST5 = [("espeak-ng", "en+m1", 60, 140), ("espeak-ng", "en+f4", 35, 190), ("espeak-ng", "en+m5", 55, 155),
+               ("espeak-ng", "en+f3", 45, 170), ("espeak-ng", "en+m3", 75, 185), ("flite", "rms", -450, 0)]
+FRESH_SETS = {k + 1: (t, FRESH_ID0 + 6 * k)
+              for k, t in enumerate((FRESH_TEST, FRESH_TEST2, FRESH_TEST3, FRESH_TEST4, FRESH_TEST5))}
 
 
 @dataclass(frozen=True)
@@ -156,7 +174,7 @@ def extra_speakers(n_base: int, n_extra: int, held_out: set = frozenset()) -> li
     pool = [x for x in EXTRA_TRAIN if x[:2] not in held_out]
     if not 0 <= n_extra <= len(pool):
         raise ValueError(f"extra_train: need 0 <= n <= {len(pool)} (voices not held out for test), got {n_extra}")
-    return [Speaker(f"spk{n_base + i:02d}", x[0], x[1], x[2], 0, True, *x[3:]) for i, x in enumerate(pool[:n_extra])]
+    return [Speaker(f"spk{n_base + i:02d}", e, v, p, r, True, f0) for i, (e, v, p, r, f0) in enumerate(pool[:n_extra])]
 
 
 def fill(template: str, rng: np.random.Generator) -> tuple[str, list[dict]]:
@@ -188,8 +206,8 @@ def vocabulary() -> list[str]:
 
 
 def fresh_speakers(fresh_set: int = 1) -> list[Speaker]:
-    """The speakers of fresh set 1 (FRESH_TEST, spk90 onwards), 2 (FRESH_TEST2, spk96 onwards), 3 (FRESH_TEST3,
-    spk102 onwards) or 4 (FRESH_TEST4, spk108 onwards)."""
+    """The speakers of fresh set k (FRESH_SETS): 1 (FRESH_TEST, spk90 onwards), 2 (FRESH_TEST2, spk96), 3
+    (FRESH_TEST3, spk102), 4 (FRESH_TEST4, spk108) or 5 (FRESH_TEST5, spk114)."""
     if fresh_set not in FRESH_SETS:
         raise ValueError(f"fresh_test: the fresh sets are {sorted(FRESH_SETS)}, got {fresh_set}")
     table, id0 = FRESH_SETS[fresh_set]
@@ -248,7 +266,7 @@ def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_spea
                fresh_test: int = 0) -> dict:
     """Synthesise (or reuse) a corpus in out_dir; returns the manifest. Test speakers are held out entirely.
     extra_train: that many EXTRA_TRAIN speakers after the n_speakers (training only); the n_speakers' files and
-    the test split are the same as without them. fresh_test: 1 to 4 (True = 1): instead, a test-only corpus of that
+    the test split are the same as without them. fresh_test: 1 to 5 (True = 1): instead, a test-only corpus of that
     fresh set's speakers (``fresh_speakers``; per_speaker utterances each, texts drawn from the set's own seed stream;
     n_speakers, n_test_speakers and extra_train do not apply), evaluated with ``evaluate(..., test_corpus=out_dir)``
     against models of a training corpus."""

@@ -116,6 +116,12 @@ def test_extra_speakers_avoid_held_out_voices():
                                                                     ("festival", "cmu_us_slt_arctic_hts", 0, 0),
                                                                     ("flite", "awb", -300, 0)]
     assert (ex[12].voice, ex[12].f0) == ("awb", 150)
+    # and the first 37 too (corpus180xg's); the flite extras' sox shifts span every fresh set's flite shift
+    assert [(s.voice, s.pitch) for s in ex[31:37]] == [("awb", -150), ("slt", 150), ("awb", 0), ("slt", 0),
+                                                       ("cmu_us_slt_arctic_hts", 200), ("ked_diphone", -400)]
+    shifts = [s.pitch for s in ex if s.engine == "flite"]
+    fresh = [s.pitch for k in synth.FRESH_SETS for s in synth.fresh_speakers(k) if s.engine == "flite"]
+    assert min(shifts) <= min(fresh) and max(shifts) >= max(fresh), (shifts, fresh)
     n_awb = sum(s.voice == "awb" for s in ex)
     left = synth.extra_speakers(24, len(ex) - n_awb, {("flite", "awb")})     # a test speaker's voice is skipped
     assert len(left) == len(ex) - n_awb and all(s.voice != "awb" for s in left)
@@ -863,7 +869,7 @@ def test_later_fresh_sets_are_new_speakers_with_own_texts(tiny, tmp_path):
         seen_voices |= voices(spk)
         seen_ids |= {s.id for s in spk}
         seen_texts.append(texts)
-    assert len(synth.FRESH_SETS) >= 5
+    assert len(synth.FRESH_SETS) >= 6
     with pytest.raises(ValueError, match="fresh sets"):
         synth.fresh_speakers(max(synth.FRESH_SETS) + 1)
 

@@ -13,7 +13,7 @@ EXAMPLES_SYNTH = """examples:
   edgelearn speech synth --per-speaker 180 --extra-train 37 --out runs/speech/corpus180xg   (more training voices)
   edgelearn speech synth --fresh-test --per-speaker 180 --out runs/speech/fresh180   a test-only corpus of new speakers
   edgelearn speech synth --fresh-test 2 --per-speaker 180 --out runs/speech/fresh2_180   a second one, other speakers
-  edgelearn speech synth --fresh-test 3 --per-speaker 180 --out runs/speech/fresh3_180   a third (4, 5: more)
+  edgelearn speech synth --fresh-test 3 --per-speaker 180 --out runs/speech/fresh3_180   a third (4-6: more)
 needs: apt-get install -y espeak-ng flite sox; pip install soundfile
 """
 EXAMPLES_TRAIN = """examples:
@@ -209,13 +209,14 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     s.add_argument("--extra-train", type=int, default=0, metavar="N",
                    help="N extra training speakers, in this order: 13 of festival ked/slt-hts voices and flite awb/slt "
                         "pitch and F0 variants, then 24 more (espeak variants no test or validation speaker uses, "
-                        "at wider pitch/rate; more flite and festival pitches); at most 37; festival: apt-get install "
+                        "at wider pitch/rate; more flite and festival pitches), then 4 flite awb/slt at +-450 cents; "
+                        "at most 41; festival: apt-get install "
                         "-y festival festvox-kdlpc16k festvox-us-slt-hts")
     s.add_argument("--fresh-test", type=int, nargs="?", const=1, default=0, metavar="SET",
                    help="a test-only corpus of 6 new speakers (speech eval --test-corpus), for an unbiased estimate "
                         "once the corpus's own test speakers have guided choices; SET 1 (default: spk90-95), 2 "
-                        "(spk96-101, for when set 1 has been used) 3 (spk102-107, after set 2), 4 (spk108-113, after set 3) "
-                        "or 5 (spk114-119, after set 4)")
+                        "(spk96-101, for when set 1 has been used) 3 (spk102-107, after set 2), 4 (spk108-113, after set 3), "
+                        "5 (spk114-119, after set 4) or 6 (spk120-125, after set 5)")
     s.add_argument("--workers", type=int, default=2, help="synthesis processes")
     s.add_argument("--force", action="store_true", help="re-synthesise even if the cache matches")
     s.add_argument("--json", metavar="PATH")

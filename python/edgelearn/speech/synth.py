@@ -112,6 +112,9 @@ EXTRA_TRAIN += [("espeak-ng", f"en+{v}", *_PAIRS[(i + 2 * r) % len(_PAIRS)], 0)
 EXTRA_TRAIN += [("flite", "awb", -150, 0, 0), ("flite", "slt", 150, 0, 0), ("flite", "awb", 0, 0, 120),
                 ("flite", "slt", 0, 0, 140), ("festival", "cmu_us_slt_arctic_hts", 200, 0, 0),
                 ("festival", "ked_diphone", -400, 0, 0)]
+# Then 4 more: flite awb and slt at +-450 cents, so that training spans the flite pitch shifts of every fresh set.
+EXTRA_TRAIN += [("flite", "awb", -450, 0, 0), ("flite", "slt", 450, 0, 0), ("flite", "awb", 450, 0, 0),
+                ("flite", "slt", -450, 0, 0)]
 FESTIVAL_PACKAGES = "festival festvox-kdlpc16k festvox-us-slt-hts"
 # A fresh test set (``fresh_test``): new speakers for an unbiased estimate once the default test speakers have been
 # used to choose settings. They mirror the default corpus's test speakers (seed 0: four regular espeak voices, one
@@ -136,8 +139,12 @@ FRESH_TEST4 = [("espeak-ng", "en+m1", 35, 150), ("espeak-ng", "en+f4", 55, 185),
 # Speakers spk114 onwards.
 FRESH_TEST5 = [("espeak-ng", "en+m1", 60, 140), ("espeak-ng", "en+f4", 35, 190), ("espeak-ng", "en+m5", 55, 155),
                ("espeak-ng", "en+f3", 45, 170), ("espeak-ng", "en+m3", 75, 185), ("flite", "rms", -450, 0)]
+# A sixth, after the fifth: the same variants at still other pitch/rate pairs, and flite rms at +450 cents.
+# Speakers spk120 onwards.
+FRESH_TEST6 = [("espeak-ng", "en+m1", 50, 175), ("espeak-ng", "en+f4", 65, 160), ("espeak-ng", "en+m5", 40, 180),
+               ("espeak-ng", "en+f3", 55, 145), ("espeak-ng", "en+m3", 50, 145), ("flite", "rms", 450, 0)]
 FRESH_SETS = {k + 1: (t, FRESH_ID0 + 6 * k)
-              for k, t in enumerate((FRESH_TEST, FRESH_TEST2, FRESH_TEST3, FRESH_TEST4, FRESH_TEST5))}
+              for k, t in enumerate((FRESH_TEST, FRESH_TEST2, FRESH_TEST3, FRESH_TEST4, FRESH_TEST5, FRESH_TEST6))}
 
 
 @dataclass(frozen=True)
@@ -207,7 +214,7 @@ def vocabulary() -> list[str]:
 
 def fresh_speakers(fresh_set: int = 1) -> list[Speaker]:
     """The speakers of fresh set k (FRESH_SETS): 1 (FRESH_TEST, spk90 onwards), 2 (FRESH_TEST2, spk96), 3
-    (FRESH_TEST3, spk102), 4 (FRESH_TEST4, spk108) or 5 (FRESH_TEST5, spk114)."""
+    (FRESH_TEST3, spk102), 4 (FRESH_TEST4, spk108), 5 (FRESH_TEST5, spk114) or 6 (FRESH_TEST6, spk120)."""
     if fresh_set not in FRESH_SETS:
         raise ValueError(f"fresh_test: the fresh sets are {sorted(FRESH_SETS)}, got {fresh_set}")
     table, id0 = FRESH_SETS[fresh_set]

@@ -842,6 +842,8 @@ def test_fresh_test_corpus_holds_new_speakers_and_evaluates(tiny, tmp_path):
             assert set(a["wer_masked_per_speaker"]) <= set(f["test_speakers"]) and a["wer_masked_per_speaker"]
             assert set(a["wer_clean_per_speaker"]) == set(a["wer_masked_per_speaker"])
             assert a["wer_masked_ci95_speakers"][0] <= a["wer_masked"] <= a["wer_masked_ci95_speakers"][1]
+            rd = ra[f"asr_attack_{g}_readable"]
+            assert rd["speakers"] == sorted(k for k, w in a["wer_clean_per_speaker"].items() if w <= 0.15)
     assert res["speaker_attack"]["chance"] == pytest.approx(1 / len(synth.FRESH_TEST))
     with pytest.raises(ValueError, match="not test-only"):
         evaluate(d, src, n_asr=0, n_asr_lm=0, test_corpus=d, log=lambda s: None)
@@ -954,3 +956,24 @@ def test_sweep_operating_points_match_the_shifted_device(tiny, tmp_path):
             sweep(d, src, log=lambda s: None, **kw)
     with pytest.raises(FileNotFoundError):
         sweep(d, src, [0], sets=(str(tmp_path / "none"),), log=lambda s: None)
+
+
+def test_readable_wer_keeps_only_speakers_read_clean():
+    """The privacy claim restricted to the speakers the attacker reads clean: per-speaker clean WER decides, and
+    the pooled WERs are over those speakers' files only."""
+    from types import SimpleNamespace
+
+    from edgelearn.speech.evaluate import readable_wer
+
+    corpus = SimpleNamespace(speakers=["a", "b", "c"], speaker=np.array([0, 0, 1, 1, 2, 2]))
+    files = np.arange(6)
+    clean = {"word_errors": [0, 1, 5, 5, 1, 0], "words": [10, 10, 10, 10, 10, 10]}    # a 5%, b 50%, c 5%
+    masked = {"word_errors": [8, 9, 2, 2, 7, 6], "words": [10, 10, 10, 10, 10, 10]}
+    rd = readable_wer(corpus, files, clean, masked)
+    assert rd["speakers"] == ["a", "c"] and rd["n_files"] == 4
+    assert rd["wer_clean"] == pytest.approx(2 / 40) and rd["wer_masked"] == pytest.approx(30 / 40)
+    none = readable_wer(corpus, files, clean, masked, bound=0.01)
+    assert none["speakers"] == [] and none["wer_masked"] is None
+    sub = readable_wer(corpus, np.array([2, 3, 4]), {k: v[2:5] for k, v in clean.items()},
+                       {k: v[2:5] for k, v in masked.items()})
+    assert sub["speakers"] == ["c"] and sub["wer_masked"] == pytest.approx(0.7)

@@ -977,3 +977,23 @@ def test_readable_wer_keeps_only_speakers_read_clean():
     sub = readable_wer(corpus, np.array([2, 3, 4]), {k: v[2:5] for k, v in clean.items()},
                        {k: v[2:5] for k, v in masked.items()})
     assert sub["speakers"] == ["c"] and sub["wer_masked"] == pytest.approx(0.7)
+
+
+@needs_tools
+def test_train_stops_when_the_masker_collapses(tiny, tmp_path, monkeypatch):
+    """A masker whose hard gates keep nothing (the budget's dual oscillating can leave every log_alpha below 0) must
+    stop the run with a clear error, not fine-tune the cloud on silence."""
+    from edgelearn.speech import train as tr
+
+    def closed(cloud, gatenet, *a, **k):   # a collapsed masker: every gate shut
+        with torch.no_grad():
+            gatenet.convs[-1].bias.fill_(-20.0)
+        gatenet.eval()
+        return [{"epoch": 1, "kept": 0.3, "kl": 1.0, "lambda": 0.0}]
+
+    monkeypatch.setattr(tr, "train_masker", closed)
+    d, _ = tiny
+    with pytest.raises(RuntimeError, match="masker collapsed in round 1: its hard gates keep 0.000"):
+        tr.train_all(d, tmp_path / "m", epochs_cloud=1, epochs_mask=1, epochs_ft=1, keep_target=0.4, width=16,
+                     log=lambda s: None)
+    assert not (tmp_path / "m" / "speech_models.pt").exists()

@@ -340,6 +340,9 @@ def validation_split(corpus: Corpus, state: dict) -> tuple[np.ndarray, np.ndarra
                             bool(st.get("val_stratify", False)))
 
 
+MIN_KEPT = 0.02   # below this kept fraction of hard gates, train_all stops: the masker has collapsed
+
+
 def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5, gamma=0.15, seed=0,
               val_speakers=0, augment=True, lr_cloud=3e-3, lr_ft=1e-3, width=64, mask_utts=800, lr_dual=0.5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
@@ -432,6 +435,10 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
         gates = hard_gates(gatenet, ftr, tr.length, block, device_gates)
         frac = kept_fraction(gates)
         log(f"round {r + 1}/{rounds}: train kept fraction (hard gates) {frac:.3f}")
+        if frac < MIN_KEPT:   # fine-tuning the cloud on silence would train it to chance, and later rounds with it
+            raise RuntimeError(f"masker collapsed in round {r + 1}: its hard gates keep {frac:.3f} of the training "
+                               f"segments (expected {hist[-1]['kept']:.3f} under sampling); run again with more "
+                               f"--epochs-mask or a smaller --lr-dual")
         if ft_temp is None:
             fm, fn = feats_of(masked_wave(tr, gates)), None
         else:

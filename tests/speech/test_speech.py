@@ -997,3 +997,25 @@ def test_train_stops_when_the_masker_collapses(tiny, tmp_path, monkeypatch):
         tr.train_all(d, tmp_path / "m", epochs_cloud=1, epochs_mask=1, epochs_ft=1, keep_target=0.4, width=16,
                      log=lambda s: None)
     assert not (tmp_path / "m" / "speech_models.pt").exists()
+
+
+@needs_tools
+def test_kept_threshold_puts_hard_gates_on_the_budget(tiny):
+    """kept_threshold moves the gate threshold so the device's hard gates keep the asked fraction, along the
+    masker's own ranking (a subset of the segments kept at a lower target)."""
+    from edgelearn.speech.models import GateNet
+    from edgelearn.speech.train import feats_of, hard_gates, kept_fraction, kept_threshold, load_corpus, shifted_gatenet
+
+    d, _ = tiny
+    c = load_corpus(d)
+    f = feats_of(c.wave)
+    torch.manual_seed(0)
+    g = GateNet().eval()
+    keeps = {}
+    for target in (0.2, 0.4, 0.7):
+        delta = kept_threshold(g, f, c.length, target, device=True)
+        keeps[target] = np.concatenate(hard_gates(shifted_gatenet(g, delta), f, c.length, device=True)).astype(bool)
+        assert abs(kept_fraction([keeps[target]]) - target) < 0.03, (target, kept_fraction([keeps[target]]))
+    assert not (keeps[0.2] & ~keeps[0.4]).any() and not (keeps[0.4] & ~keeps[0.7]).any()
+    with pytest.raises(ValueError, match="target"):
+        kept_threshold(g, f, c.length, 1.0)

@@ -104,6 +104,7 @@ def cmd_train(args) -> int:
                     ft_temp=args.ft_temp, device_gates=args.device_gates,
                     ft_distill=args.ft_distill, val_stratify=args.val_stratify, voice_aug=args.voice_aug,
                     kl_cvar=args.kl_cvar, kl_family_max=args.kl_family_max, privacy=args.privacy,
+                    calibrate_kept=args.calibrate_kept,
                     proxy_epochs=args.proxy_epochs, privacy_cap=args.privacy_cap, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
@@ -262,6 +263,9 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    "warp (+-10%%) and time stretch (+-15%%) per utterance")
     t.add_argument("--kl-cvar", type=float, metavar="Q", help="masker's KL over the worst fraction Q of each batch "
                    "(CVaR; e.g. 0.25) instead of the mean, so hard voices keep the segments they need")
+    t.add_argument("--calibrate-kept", action="store_true",
+                   help="after each masker round, move the gate threshold so the hard gates keep --keep-target of the "
+                        "training segments (a budget-trained masker can leave most log_alphas just below 0)")
     t.add_argument("--kl-family-max", action="store_true", help="masker's KL is the worst voice family's in each "
                    "batch (group DRO; with --kl-cvar, the CVaR within each family)")
     t.add_argument("--privacy", type=float, default=0.0, metavar="W", help="weight of an ASR-proxy term in the "

@@ -348,7 +348,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
               device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
               kl_family_max=False, privacy=0.0, proxy_epochs=12, proxy_utts=2000, privacy_cap=3.0,
-              log=print) -> dict:
+              calibrate_kept=False, log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -363,7 +363,10 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     fraction of each batch (``train_masker``); kl_family_max: the masker's KL is the worst voice family's in each
     batch (``train_masker`` groups); privacy: weight of the ASR-proxy term in the masker's loss (``proxy``; the
     proxy is trained for proxy_epochs on proxy_utts random utterances of the clean fit audio, or reused from
-    cloud_from's run when it has one); privacy_cap: see ``train_masker``."""
+    cloud_from's run when it has one); privacy_cap: see ``train_masker``; calibrate_kept: after each masker round,
+    move the gate threshold so the hard gates keep keep_target of the training segments (``kept_threshold``)."""
+    if calibrate_kept and keep_target is None:
+        raise ValueError("calibrate_kept: needs keep_target (the kept fraction to calibrate to)")
     if privacy < 0 or proxy_epochs < 1 or proxy_utts < 1 or not privacy_cap > 0:
         raise ValueError(f"privacy: must be >= 0 (got {privacy}), proxy_epochs and proxy_utts >= 1, "
                          f"privacy_cap > 0 (got {privacy_cap})")
@@ -421,7 +424,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
             ps = np.sort(np.random.default_rng(seed + 7).permutation(len(tr.ids))[:proxy_utts])
             proxy = train_asr_proxy(ftr[ps], tr.length[ps], [tr.utts[i]["text"] for i in ps], epochs=proxy_epochs,
                                     seed=seed, log=log)
-    hist, teacher = [], cloud
+    hist, teacher, calibrated = [], cloud, []
     soft = None
     if ft_distill > 0:
         cloud.eval()
@@ -432,6 +435,13 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
                              keep_target=keep_target, block=block, kl_cvar=kl_cvar, groups=groups, proxy=proxy,
                              privacy=privacy, texts=[tr.utts[i]["text"] for i in sub], privacy_cap=privacy_cap)
+        if calibrate_kept:
+            frac0 = kept_fraction(hard_gates(gatenet, ftr, tr.length, block, device_gates))
+            delta = kept_threshold(gatenet, ftr, tr.length, keep_target, block, device_gates)
+            gatenet = shifted_gatenet(gatenet, delta)
+            log(f"round {r + 1}/{rounds}: hard gates kept {frac0:.3f}; threshold moved by {delta:+.3f} to the "
+                f"budget {keep_target:g}")
+            calibrated.append(delta)
         gates = hard_gates(gatenet, ftr, tr.length, block, device_gates)
         frac = kept_fraction(gates)
         log(f"round {r + 1}/{rounds}: train kept fraction (hard gates) {frac:.3f}")
@@ -456,6 +466,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                                     log=log, name="cloud fine-tune (random mask)", augment=augment, wave_fn=fn,
                                     soft=soft, distill=ft_distill, voice_aug=voice_aug)
     record = {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids),
+              "calibrated_deltas": calibrated,
               "settings": {"epochs_cloud": epochs_cloud, "epochs_mask": epochs_mask, "epochs_ft": epochs_ft,
                            "gamma": gamma, "seed": seed, "val_speakers": val_speakers, "augment": augment,
                            "lr_cloud": lr_cloud, "lr_ft": lr_ft, "width": width, "mask_utts": mask_utts,
@@ -464,6 +475,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "ft_temp": ft_temp, "device_gates": device_gates,
                            "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug,
                            "kl_cvar": kl_cvar, "kl_family_max": kl_family_max, "privacy": privacy,
+                           "calibrate_kept": calibrate_kept,
                            "proxy_epochs": proxy_epochs if privacy > 0 else None,
                            "privacy_cap": privacy_cap if privacy > 0 else None}}
     if val.any():
@@ -508,6 +520,19 @@ def shifted_gatenet(gatenet, delta: float):
     with torch.no_grad():
         g.convs[-1].bias -= float(delta)
     return g.eval()
+
+
+def kept_threshold(gatenet, feats, length, target: float, block=1, device=False) -> float:
+    """The delta for ``shifted_gatenet`` at which the hard gates (``hard_gates``) keep `target` of the segments of
+    these utterances: the (1 - target) quantile of their log_alphas, each utterance's row extended as its gates
+    are. A masker trained to a kept budget leaves many log_alphas near 0, so its hard kept fraction can land far
+    from the budget (or at 0); this puts it back on the budget along the masker's own ranking of segments."""
+    if not 0 < target < 1:
+        raise ValueError(f"target: a kept fraction in (0, 1), got {target}")
+    la = log_alphas(gatenet, feats, length, block, device).numpy()
+    v = np.concatenate([extend_gates(la[i, : -(-int(n) // SEG)], int(n)) for i, n in enumerate(length)])
+    # gate open <=> hard_concrete_deterministic(la - delta) > 0.5 <=> la - delta > 0 (HC_GAMMA = 1 - HC_ZETA)
+    return float(np.quantile(v, 1 - target))
 
 
 def shift_threshold(model_dir, out_dir, delta: float, corpus_dir) -> dict:

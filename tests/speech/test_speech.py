@@ -1019,3 +1019,25 @@ def test_kept_threshold_puts_hard_gates_on_the_budget(tiny):
     assert not (keeps[0.2] & ~keeps[0.4]).any() and not (keeps[0.4] & ~keeps[0.7]).any()
     with pytest.raises(ValueError, match="target"):
         kept_threshold(g, f, c.length, 1.0)
+
+
+@needs_tools
+def test_threshold_by_kept_fraction(tiny, tmp_path, capsys):
+    """speech threshold --kept F: the device gates of the new directory keep F of the training segments."""
+    from edgelearn.cli import main
+    from edgelearn.speech.mask import gates_for
+    from edgelearn.speech.train import load_corpus, load_models, validation_split
+
+    d, m = tiny
+    src = _model_dir(tmp_path / "k", m["intents"], val_speakers=0)
+    assert main(["speech", "threshold", "--corpus", str(d), "--models", str(src), "--kept", "0.3",
+                 "--out", str(tmp_path / "k30")]) == 0
+    assert "keep 0.3 of the training segments" in capsys.readouterr().out
+    c = load_corpus(d)
+    fit, _ = validation_split(c, load_models(src)["state"])
+    g = load_models(tmp_path / "k30")["gatenet"]
+    kept = np.concatenate([gates_for(g, c.int16(i)) for i in np.flatnonzero(fit)])
+    assert abs(kept.mean() - 0.3) < 0.03, kept.mean()
+    assert main(["speech", "threshold", "--corpus", str(d), "--models", str(src), "--kept", "1.5",
+                 "--out", str(tmp_path / "bad")]) == 1
+    assert "target" in capsys.readouterr().err

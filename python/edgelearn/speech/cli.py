@@ -31,6 +31,8 @@ EXAMPLES_THRESHOLD = """examples:
   edgelearn speech threshold --corpus runs/speech/corpus180 --models runs/speech/s3/k38 --delta 3 \\
       --out runs/speech/s3/k38t3            keep fewer segments with the same masker and cloud model
   edgelearn speech eval --split validation --models runs/speech/s3/k38t3   then check it on validation
+  edgelearn speech threshold --corpus runs/speech/corpus180xh --models runs/speech/s13/v60 --kept 0.315 \
+      --out runs/speech/s13/v60k315          the operating point where the device keeps 31.5% of the segments
 """
 EXAMPLES_FINETUNE = """examples:
   edgelearn speech finetune --corpus runs/speech/corpus180 --models runs/speech/s3/k38t5 \\
@@ -134,9 +136,13 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_threshold(args) -> int:
-    from edgelearn.speech.train import shift_threshold
+    from edgelearn.speech.train import delta_for_kept, shift_threshold
 
-    rec = shift_threshold(args.models, args.out, args.delta, args.corpus)
+    delta = args.delta
+    if args.kept is not None:
+        delta = delta_for_kept(args.models, args.corpus, args.kept)
+        print(f"delta {delta:+.4g}: the device gates keep {args.kept:g} of the training segments")
+    rec = shift_threshold(args.models, args.out, delta, args.corpus)
     print(f"wrote {args.out}: gates keep log_alpha > {rec['delta']:g} (masker of {rec['from']})")
     if args.json:
         _write(args.json, {"results": [rec], "claims": []})
@@ -282,7 +288,10 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     h.add_argument("--corpus", default="runs/speech/corpus", help="the training corpus (int8 calibration audio)")
     h.add_argument("--models", default="runs/speech/models", help="trained models (speech train)")
     h.add_argument("--out", required=True, help="new model directory (the original is kept)")
-    h.add_argument("--delta", type=float, required=True, help="gate threshold on log_alpha (> 0 keeps fewer)")
+    hx = h.add_mutually_exclusive_group(required=True)
+    hx.add_argument("--delta", type=float, help="gate threshold on log_alpha (> 0 keeps fewer)")
+    hx.add_argument("--kept", type=float, metavar="F", help="the threshold at which the device gates keep F of the "
+                    "training segments (0 < F < 1)")
     h.add_argument("--json", metavar="PATH")
     h.set_defaults(fn=cmd_threshold)
     w = ss.add_parser("sweep", help="operating points of a masker on selection data: intent drop and attackers' "

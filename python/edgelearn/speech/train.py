@@ -562,6 +562,16 @@ def shift_threshold(model_dir, out_dir, delta: float, corpus_dir) -> dict:
     return st["threshold"]
 
 
+def delta_for_kept(model_dir, corpus_dir, kept: float) -> float:
+    """The ``shift_threshold`` delta at which a trained masker's device gates keep `kept` of the segments of its
+    training utterances (``kept_threshold``): an operating point named by its kept fraction."""
+    ms = load_models(model_dir)
+    full = load_corpus(corpus_dir, normalise=bool(ms["state"].get("settings", {}).get("normalise", False)))
+    fit, _ = validation_split(full, ms["state"])
+    tr = full.subset(fit)
+    return kept_threshold(ms["gatenet"], feats_of(tr.wave), tr.length, kept, ms["block"], device=True)
+
+
 FINETUNE_PARTS = ("masked", "random")
 
 

@@ -31,7 +31,7 @@ EXAMPLES_THRESHOLD = """examples:
   edgelearn speech threshold --corpus runs/speech/corpus180 --models runs/speech/s3/k38 --delta 3 \\
       --out runs/speech/s3/k38t3            keep fewer segments with the same masker and cloud model
   edgelearn speech eval --split validation --models runs/speech/s3/k38t3   then check it on validation
-  edgelearn speech threshold --corpus runs/speech/corpus180xh --models runs/speech/s13/v60 --kept 0.315 \
+  edgelearn speech threshold --corpus runs/speech/corpus180xh --models runs/speech/s13/v60 --kept 0.315 \\
       --out runs/speech/s13/v60k315          the operating point where the device keeps 31.5% of the segments
 """
 EXAMPLES_FINETUNE = """examples:

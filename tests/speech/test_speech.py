@@ -400,6 +400,47 @@ def test_kept_budget_lagrangian():
     assert all(h["lambda"] >= 0 for h in hist)
 
 
+def test_gate_parameterisations_bound_log_alpha():
+    """The masker's log_alpha bounds: each is monotone in the raw output and keeps its sign; clamp passes every
+    gradient (straight-through), tanh's shrink past the bound, inward drops only those that push raw further out."""
+    from edgelearn.speech.train import GATE_PARAMS, LA_BOUND, _bounded
+
+    raw = torch.tensor([-100.0, -5.0, -1.0, 0.0, 2.0, 6.0, 100.0])
+    for p in GATE_PARAMS:
+        la = _bounded(raw, p)
+        assert la.abs().max() <= LA_BOUND + 1e-6 and torch.all(la[1:] >= la[:-1]), p
+        assert torch.equal(torch.sign(la), torch.sign(raw)), p
+    for p, up_expected, down_expected in [("clamp", [1] * 7, [1] * 7),
+                                          ("inward", [1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1])]:
+        for sign, expected in [(1.0, up_expected), (-1.0, down_expected)]:   # loss -la: descent raises raw
+            r = raw.clone().requires_grad_(True)
+            (-sign * _bounded(r, p)).sum().backward()
+            assert [int(g != 0) for g in r.grad] == expected, (p, sign, r.grad)
+    r = raw.clone().requires_grad_(True)
+    _bounded(r, "tanh").sum().backward()
+    assert r.grad[3] == pytest.approx(1.0) and 0 < r.grad[5] < 0.5 and r.grad[1] < r.grad[2]
+
+
+def test_train_masker_gate_param_records_spread_and_rejects_unknown():
+    """Every gate parameterisation trains to the kept budget from the same start; the last epoch records the spread
+    of raw log_alphas, and an unknown parameterisation is a clear error."""
+    from edgelearn.speech.train import feats_of, train_masker
+
+    torch.manual_seed(0)
+    n, L = 16, 16 * SEG
+    wave = torch.randn(n, L) * 0.1
+    feats = feats_of(wave)
+    for p in ("clamp", "tanh", "inward"):
+        torch.manual_seed(1)
+        hist = train_masker(CloudSLU(3).eval(), GateNet(), wave, feats, np.full(n, L), keep_target=0.4, epochs=5,
+                            bs=8, lr_dual=1.0, log=lambda s: None, gate_param=p)
+        assert hist[-1]["kept"] < 0.5 < hist[0]["kept"], (p, hist)
+        assert hist[-1]["raw_p05"] <= hist[-1]["raw_p95"] and "raw_p05" not in hist[0], p
+    with pytest.raises(ValueError, match="gate_param"):
+        train_masker(CloudSLU(3).eval(), GateNet(), wave, feats, np.full(n, L), keep_target=0.4, epochs=1,
+                     log=lambda s: None, gate_param="sigmoid")
+
+
 def test_fill_silence_fills_only_dropped_runs():
     from edgelearn.speech.attacks import fill_silence
     from edgelearn.speech.mask import apply_mask, n_segments

@@ -146,8 +146,43 @@ def accuracy(model, feats, labels, bs=128) -> float:
     return float((pred == labels).float().mean())
 
 
-LA_BOUND = 4.0   # log_alpha clamped to +-4 while training the masker (straight-through: P(open) in [0.004, 0.996] and the
-                 # L0 term keeps its gradient after the multiplier has pushed gates wide open; else they stay open)
+LA_BOUND = 4.0   # log_alpha bounded to +-4 while training the masker (P(open) in [0.004, 0.996]), see GATE_PARAMS
+
+
+class _InwardClamp(torch.autograd.Function):
+    """clamp(raw, -b, b) forward; backward passes the gradient inside the bound, and outside it only the part that
+    moves raw back towards the bound (descent on a raw above b may lower it, never raise it)."""
+
+    @staticmethod
+    def forward(ctx, raw, b):
+        ctx.save_for_backward(raw)
+        ctx.b = b
+        return raw.clamp(-b, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        (raw,) = ctx.saved_tensors
+        out = ((raw > ctx.b) & (g < 0)) | ((raw < -ctx.b) & (g > 0))
+        return g.masked_fill(out, 0.0), None
+
+
+def _bounded(raw: torch.Tensor, gate_param: str) -> torch.Tensor:
+    """The gate network's raw output -> the log_alpha the masker trains with (GATE_PARAMS). All are monotone in raw
+    and keep its sign, so the device's test (raw > 0, or > delta after calibration) ranks segments alike."""
+    if gate_param == "clamp":   # straight-through: the forward is clamped, every gradient passes
+        return raw - (raw - raw.clamp(-LA_BOUND, LA_BOUND)).detach()
+    if gate_param == "tanh":
+        return LA_BOUND * torch.tanh(raw / LA_BOUND)
+    return _InwardClamp.apply(raw, LA_BOUND)
+
+
+GATE_PARAMS = {
+    "clamp": "straight-through clamp to +-4 (the L0 term keeps its gradient on gates pushed wide open; raw values "
+             "can run far past the bound, where their ranking is untrained)",
+    "tanh": "log_alpha = 4 tanh(raw / 4): bounded and smooth, gradients shrink past the bound",
+    "inward": "clamp to +-4 whose backward drops the gradients that push raw further out (wide-open gates can still "
+              "be closed, nothing drifts outward)",
+}
 
 
 RHO = 20.0   # quadratic weight of the kept-budget violation (augmented Lagrangian)
@@ -165,7 +200,7 @@ def _kl_term(kl_u: torch.Tensor, cvar: float | None, groups: torch.Tensor | None
 
 def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
                  seed=0, log=print, keep_target=None, block=1, kl_cvar=None, groups=None, proxy=None, privacy=0.0,
-                 texts=None, privacy_cap=3.0):
+                 texts=None, privacy_cap=3.0, gate_param="clamp"):
     """Lagrangian training of the GateNet (see the module doc): the KL budget gamma, or the kept budget keep_target
     when given. kl_cvar q in (0, 1]: the KL term is the mean over the worst q of each batch's utterances (CVaR)
     instead of over all, so voices the cloud model finds hard get the segments they need rather than being
@@ -173,7 +208,11 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
     (group DRO: the worst-served kind of voice sets the constraint), computed over each group's utterances with
     kl_cvar applied within the group when both are given. proxy, privacy, texts: an ASR proxy (``proxy.ASRProxy``)
     whose CTC loss per character on the masked audio (capped at privacy_cap per utterance), weighted by privacy,
-    is subtracted from the loss (the masker drops what the proxy needs to read the transcripts). Returns the history of (kept, kl, lambda[, proxy]) per epoch."""
+    is subtracted from the loss (the masker drops what the proxy needs to read the transcripts). gate_param: how the
+    gate network's raw output becomes the trained log_alpha (GATE_PARAMS). Returns the history of (kept, kl,
+    lambda[, proxy]) per epoch, with the spread of raw log_alphas (5th and 95th percentiles) in the last epoch."""
+    if gate_param not in GATE_PARAMS:
+        raise ValueError(f"gate_param: one of {sorted(GATE_PARAMS)}, got {gate_param!r}")
     if kl_cvar is not None and not 0 < kl_cvar <= 1:
         raise ValueError(f"kl_cvar: must be in (0, 1], got {kl_cvar}")
     if privacy < 0 or (privacy > 0 and (proxy is None or texts is None or len(texts) != len(feats))):
@@ -197,11 +236,10 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
         p_clean_all = torch.cat([F.log_softmax(cloud(feats[i: i + 128]), -1) for i in range(0, len(feats), 128)])
     hist = []
     for ep in range(epochs):
-        ks, kls, nlls, t0 = [], [], [], time.time()
+        ks, kls, nlls, raws, t0 = [], [], [], [], time.time()
         for idx in _batches(len(feats), bs, gen):
-            raw = pool_gates(gatenet(feats[idx]), block)   # clamped forward, identity backward: the L0 term
-                                                            # never loses its gradient
-            la = raw - (raw - raw.clamp(-LA_BOUND, LA_BOUND)).detach()
+            raw = pool_gates(gatenet(feats[idx]), block)
+            la = _bounded(raw, gate_param)
             valid = valid_all[idx, : la.shape[1]]
             z = hard_concrete_sample(la)
             masked = wave[idx] * upsample_gates(z, wave.shape[1])
@@ -211,7 +249,9 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             kl_u = (logp.exp() * (logp - logq)).sum(-1)
             kl = _kl_term(kl_u, kl_cvar, None if groups is None else groups[idx])
             kept = (hard_concrete_p_open(la) * valid).sum() / valid.sum()
-            stay = 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near the clamp
+            stay = 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near the bound
+            if ep == epochs - 1:
+                raws.append(raw.detach()[valid > 0])
             if keep_target is None:
                 loss = kept + lam * (kl - gamma) + stay
             else:
@@ -231,8 +271,12 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
         hist.append({"epoch": ep + 1, "kept": float(np.mean(ks)), "kl": float(np.mean(kls)), "lambda": float(lam)})
         if nlls:
             hist[-1]["proxy_nll"] = float(np.mean(nlls))
+        if raws:
+            q = np.quantile(torch.cat(raws).numpy(), [0.05, 0.95])
+            hist[-1]["raw_p05"], hist[-1]["raw_p95"] = float(q[0]), float(q[1])
         log(f"masker epoch {ep + 1}/{epochs}: expected kept {np.mean(ks):.3f} KL {np.mean(kls):.3f} "
             f"lambda {float(lam):.2f}" + (f" proxy CTC/char {np.mean(nlls):.2f}" if nlls else "")
+            + (f" raw log_alpha 5-95% {hist[-1]['raw_p05']:.1f}..{hist[-1]['raw_p95']:.1f}" if raws else "")
             + f" ({time.time() - t0:.1f}s)")
     for p in cloud.parameters():
         p.requires_grad_(True)
@@ -348,7 +392,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
               device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
               kl_family_max=False, privacy=0.0, proxy_epochs=12, proxy_utts=2000, privacy_cap=3.0,
-              calibrate_kept=False, log=print) -> dict:
+              calibrate_kept=False, gate_param="clamp", log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -364,7 +408,10 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     batch (``train_masker`` groups); privacy: weight of the ASR-proxy term in the masker's loss (``proxy``; the
     proxy is trained for proxy_epochs on proxy_utts random utterances of the clean fit audio, or reused from
     cloud_from's run when it has one); privacy_cap: see ``train_masker``; calibrate_kept: after each masker round,
-    move the gate threshold so the hard gates keep keep_target of the training segments (``kept_threshold``)."""
+    move the gate threshold so the hard gates keep keep_target of the training segments (``kept_threshold``);
+    gate_param: the masker's log_alpha bound (``GATE_PARAMS``)."""
+    if gate_param not in GATE_PARAMS:
+        raise ValueError(f"gate_param: one of {sorted(GATE_PARAMS)}, got {gate_param!r}")
     if calibrate_kept and keep_target is None:
         raise ValueError("calibrate_kept: needs keep_target (the kept fraction to calibrate to)")
     if privacy < 0 or proxy_epochs < 1 or proxy_utts < 1 or not privacy_cap > 0:
@@ -434,7 +481,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
         hist += train_masker(teacher, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
                              keep_target=keep_target, block=block, kl_cvar=kl_cvar, groups=groups, proxy=proxy,
-                             privacy=privacy, texts=[tr.utts[i]["text"] for i in sub], privacy_cap=privacy_cap)
+                             privacy=privacy, texts=[tr.utts[i]["text"] for i in sub], privacy_cap=privacy_cap,
+                             gate_param=gate_param)
         if calibrate_kept:
             frac0 = kept_fraction(hard_gates(gatenet, ftr, tr.length, block, device_gates))
             delta = kept_threshold(gatenet, ftr, tr.length, keep_target, block, device_gates)
@@ -475,7 +523,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "ft_temp": ft_temp, "device_gates": device_gates,
                            "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug,
                            "kl_cvar": kl_cvar, "kl_family_max": kl_family_max, "privacy": privacy,
-                           "calibrate_kept": calibrate_kept,
+                           "calibrate_kept": calibrate_kept, "gate_param": gate_param,
                            "proxy_epochs": proxy_epochs if privacy > 0 else None,
                            "privacy_cap": privacy_cap if privacy > 0 else None}}
     if val.any():

@@ -441,6 +441,27 @@ def test_train_masker_gate_param_records_spread_and_rejects_unknown():
                      log=lambda s: None, gate_param="sigmoid")
 
 
+def test_train_masker_anneal_settles_the_multiplier():
+    """anneal: the masker's and the multiplier's steps decay to 0 on a cosine, so the last epoch barely moves the
+    multiplier; the first steps are those of the run without it, and the budget is still reached."""
+    from edgelearn.speech.train import feats_of, train_masker
+
+    torch.manual_seed(0)
+    n, L = 16, 16 * SEG
+    wave = torch.randn(n, L) * 0.1
+    feats = feats_of(wave)
+    runs = {}
+    for anneal in (False, True):
+        torch.manual_seed(1)
+        runs[anneal] = train_masker(CloudSLU(3).eval(), GateNet(), wave, feats, np.full(n, L), keep_target=0.4,
+                                    epochs=8, bs=8, lr_dual=1.0, log=lambda s: None, anneal=anneal)
+    assert runs[True][-1]["kept"] < 0.5 < runs[True][0]["kept"]
+    assert runs[True][0]["lambda"] == pytest.approx(runs[False][0]["lambda"], rel=0.05)   # the first steps match
+    # the last epoch's 2 dual steps are scaled by at most (1 + cos(pi * 14 / 16)) / 2 = 0.038 and |kept - 0.4| <= 0.6
+    assert abs(runs[True][-1]["lambda"] - runs[True][-2]["lambda"]) <= 2 * 0.038 * 0.6 + 1e-6
+    assert [h["kept"] for h in runs[True]] != [h["kept"] for h in runs[False]]
+
+
 def test_fill_silence_fills_only_dropped_runs():
     from edgelearn.speech.attacks import fill_silence
     from edgelearn.speech.mask import apply_mask, n_segments

@@ -200,7 +200,7 @@ def _kl_term(kl_u: torch.Tensor, cvar: float | None, groups: torch.Tensor | None
 
 def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
                  seed=0, log=print, keep_target=None, block=1, kl_cvar=None, groups=None, proxy=None, privacy=0.0,
-                 texts=None, privacy_cap=3.0, gate_param="clamp"):
+                 texts=None, privacy_cap=3.0, gate_param="clamp", anneal=False):
     """Lagrangian training of the GateNet (see the module doc): the KL budget gamma, or the kept budget keep_target
     when given. kl_cvar q in (0, 1]: the KL term is the mean over the worst q of each batch's utterances (CVaR)
     instead of over all, so voices the cloud model finds hard get the segments they need rather than being
@@ -209,7 +209,9 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
     kl_cvar applied within the group when both are given. proxy, privacy, texts: an ASR proxy (``proxy.ASRProxy``)
     whose CTC loss per character on the masked audio (capped at privacy_cap per utterance), weighted by privacy,
     is subtracted from the loss (the masker drops what the proxy needs to read the transcripts). gate_param: how the
-    gate network's raw output becomes the trained log_alpha (GATE_PARAMS). Returns the history of (kept, kl,
+    gate network's raw output becomes the trained log_alpha (GATE_PARAMS). anneal: the masker's learning rate and
+    the multiplier's step both decay to 0 on a cosine over the run, so the gates settle instead of ending wherever
+    the primal-dual oscillation happens to be. Returns the history of (kept, kl,
     lambda[, proxy]) per epoch, with the spread of raw log_alphas (5th and 95th percentiles) in the last epoch."""
     if gate_param not in GATE_PARAMS:
         raise ValueError(f"gate_param: one of {sorted(GATE_PARAMS)}, got {gate_param!r}")
@@ -229,6 +231,7 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(gatenet.parameters(), lr=lr)
+    n_steps, step_i = epochs * -(-len(feats) // bs), 0
     lam = torch.tensor(0.0)
     S = -(-feats.shape[1] // 2)
     valid_all = seg_valid(length, S)
@@ -261,11 +264,15 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
                 priv = privacy_term(proxy, fm, length[idx.numpy()], [texts[i] for i in idx.tolist()], privacy_cap)
                 loss = loss - privacy * priv
                 nlls.append(float(priv.detach()))
+            scale = 0.5 * (1 + math.cos(math.pi * step_i / n_steps)) if anneal else 1.0
+            step_i += 1
+            for grp in opt.param_groups:
+                grp["lr"] = lr * scale
             opt.zero_grad()
             loss.backward()
             opt.step()
             step = kl.detach() - gamma if keep_target is None else kept.detach() - keep_target
-            lam = torch.clamp(lam + lr_dual * step, min=0.0)
+            lam = torch.clamp(lam + scale * lr_dual * step, min=0.0)
             ks.append(float(kept.detach()))
             kls.append(float(kl.detach()))
         hist.append({"epoch": ep + 1, "kept": float(np.mean(ks)), "kl": float(np.mean(kls)), "lambda": float(lam)})
@@ -392,7 +399,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
               device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
               kl_family_max=False, privacy=0.0, proxy_epochs=12, proxy_utts=2000, privacy_cap=3.0,
-              calibrate_kept=False, gate_param="clamp", log=print) -> dict:
+              calibrate_kept=False, gate_param="clamp", anneal_masker=False, log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -409,7 +416,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     proxy is trained for proxy_epochs on proxy_utts random utterances of the clean fit audio, or reused from
     cloud_from's run when it has one); privacy_cap: see ``train_masker``; calibrate_kept: after each masker round,
     move the gate threshold so the hard gates keep keep_target of the training segments (``kept_threshold``);
-    gate_param: the masker's log_alpha bound (``GATE_PARAMS``)."""
+    gate_param: the masker's log_alpha bound (``GATE_PARAMS``); anneal_masker: ``train_masker``'s anneal."""
     if gate_param not in GATE_PARAMS:
         raise ValueError(f"gate_param: one of {sorted(GATE_PARAMS)}, got {gate_param!r}")
     if calibrate_kept and keep_target is None:
@@ -482,7 +489,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
                              keep_target=keep_target, block=block, kl_cvar=kl_cvar, groups=groups, proxy=proxy,
                              privacy=privacy, texts=[tr.utts[i]["text"] for i in sub], privacy_cap=privacy_cap,
-                             gate_param=gate_param)
+                             gate_param=gate_param, anneal=anneal_masker)
         if calibrate_kept:
             frac0 = kept_fraction(hard_gates(gatenet, ftr, tr.length, block, device_gates))
             delta = kept_threshold(gatenet, ftr, tr.length, keep_target, block, device_gates)
@@ -524,6 +531,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug,
                            "kl_cvar": kl_cvar, "kl_family_max": kl_family_max, "privacy": privacy,
                            "calibrate_kept": calibrate_kept, "gate_param": gate_param,
+                           "anneal_masker": anneal_masker,
                            "proxy_epochs": proxy_epochs if privacy > 0 else None,
                            "privacy_cap": privacy_cap if privacy > 0 else None}}
     if val.any():

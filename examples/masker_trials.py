@@ -29,6 +29,7 @@ def main() -> int:
     ap.add_argument("--kept", type=float, default=0.315, help="kept fraction the gates are calibrated to")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--lr-dual", type=float, default=0.5)
+    ap.add_argument("--budget", default="lagrangian", choices=["lagrangian", "shift"])
     ap.add_argument("--anneal", action="store_true", help="cosine decay of the masker's and the multiplier's steps")
     ap.add_argument("--mask-utts", type=int, default=1600)
     ap.add_argument("--seeds", default="0")
@@ -59,7 +60,7 @@ def main() -> int:
             g.std.copy_(flat.std(0) + 1e-3)
             hist = train_masker(cloud, g, tr.wave[sub], ftr[sub], tr.length[sub], epochs=a.epochs, bs=16,
                                 lr_dual=a.lr_dual, seed=seed, keep_target=a.keep_target, kl_cvar=0.25,
-                                gate_param=param, anneal=a.anneal,
+                                gate_param=param, anneal=a.anneal, budget=a.budget,
                                 log=lambda s: print(f"  [{param} seed {seed}] {s}", flush=True))
             for p in cloud.parameters():
                 p.requires_grad_(False)

@@ -462,6 +462,44 @@ def test_train_masker_anneal_settles_the_multiplier():
     assert [h["kept"] for h in runs[True]] != [h["kept"] for h in runs[False]]
 
 
+def test_budget_shift_holds_the_budget_by_construction():
+    """budget_shift: the shifted gates keep the target in expectation over the valid segments, for every bound, and
+    the kept fraction has no gradient left in raw (only the ranking of segments can move); raising every raw alike
+    raises the shift alike."""
+    from edgelearn.speech.models import hard_concrete_p_open
+    from edgelearn.speech.train import GATE_PARAMS, _bounded, budget_shift
+
+    torch.manual_seed(0)
+    raw = (torch.randn(4, 20) * 5).requires_grad_(True)
+    valid = torch.ones(4, 20)
+    valid[0, 15:] = 0
+    for p in GATE_PARAMS:
+        for target in (0.2, 0.5):
+            b = budget_shift(raw, valid, target, p)
+            kept = (hard_concrete_p_open(_bounded(raw - b, p)) * valid).sum() / valid.sum()
+            assert float(kept.detach()) == pytest.approx(target, abs=1e-4), (p, target)
+            (g,) = torch.autograd.grad(kept, raw)
+            assert g.abs().max() < 1e-5, (p, g.abs().max())
+            assert float(budget_shift(raw.detach() + 3.0, valid, target, p)) == pytest.approx(float(b.detach()) + 3.0, abs=1e-3)
+
+
+def test_train_masker_shift_budget_keeps_the_budget_without_a_multiplier():
+    """budget 'shift': every epoch keeps the budget in expectation from the first batch on, the multiplier stays 0,
+    and it needs a kept budget."""
+    from edgelearn.speech.train import feats_of, train_masker
+
+    torch.manual_seed(0)
+    n, L = 16, 16 * SEG
+    wave = torch.randn(n, L) * 0.1
+    feats = feats_of(wave)
+    hist = train_masker(CloudSLU(3).eval(), GateNet(), wave, feats, np.full(n, L), keep_target=0.3, epochs=3, bs=8,
+                        log=lambda s: None, gate_param="tanh", budget="shift")
+    assert all(h["kept"] == pytest.approx(0.3, abs=1e-3) and h["lambda"] == 0 for h in hist), hist
+    with pytest.raises(ValueError, match="budget"):
+        train_masker(CloudSLU(3).eval(), GateNet(), wave, feats, np.full(n, L), epochs=1, log=lambda s: None,
+                     budget="shift")
+
+
 def test_fill_silence_fills_only_dropped_runs():
     from edgelearn.speech.attacks import fill_silence
     from edgelearn.speech.mask import apply_mask, n_segments

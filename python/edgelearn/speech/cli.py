@@ -107,7 +107,7 @@ def cmd_train(args) -> int:
                     ft_distill=args.ft_distill, val_stratify=args.val_stratify, voice_aug=args.voice_aug,
                     kl_cvar=args.kl_cvar, kl_family_max=args.kl_family_max, privacy=args.privacy,
                     calibrate_kept=args.calibrate_kept, gate_param=args.gate_param,
-                    anneal_masker=args.anneal_masker,
+                    anneal_masker=args.anneal_masker, masker_budget=args.masker_budget,
                     proxy_epochs=args.proxy_epochs, privacy_cap=args.privacy_cap, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
@@ -279,6 +279,10 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     t.add_argument("--anneal-masker", action="store_true",
                    help="cosine decay of the masker's learning rate and multiplier step over each round, so its gates "
                         "settle rather than stop wherever the primal-dual oscillation is")
+    t.add_argument("--masker-budget", choices=["lagrangian", "shift"], default="lagrangian",
+                   help="how the masker holds --keep-target: lagrangian (a multiplier) or shift (each batch's "
+                        "log_alphas shifted so its expected kept fraction is the budget; the masker minimises the KL "
+                        "alone; needs --calibrate-kept)")
     t.add_argument("--kl-family-max", action="store_true", help="masker's KL is the worst voice family's in each "
                    "batch (group DRO; with --kl-cvar, the CVaR within each family)")
     t.add_argument("--privacy", type=float, default=0.0, metavar="W", help="weight of an ASR-proxy term in the "

@@ -176,6 +176,41 @@ def _bounded(raw: torch.Tensor, gate_param: str) -> torch.Tensor:
     return _InwardClamp.apply(raw, LA_BOUND)
 
 
+def budget_shift(raw: torch.Tensor, valid: torch.Tensor, target: float, gate_param: str) -> torch.Tensor:
+    """The shift b at which the gates of this batch keep `target` of its valid segments in expectation:
+    sum(valid * P(open | _bounded(raw - b))) = target * sum(valid), found by bisection (the left side falls as b
+    rises). Differentiable in raw by the implicit function theorem: db/draw_i = valid_i q'_i / sum_j valid_j q'_j,
+    q' the slope of P(open) at raw_i - b. So the budget holds by construction and the gradient moves the ranking of
+    segments only: raising every raw alike changes nothing."""
+    r = raw.detach()
+    n = valid.sum()
+
+    def kept(b):
+        return (hard_concrete_p_open(_bounded(r - b, gate_param)) * valid).sum() / n
+
+    lo, hi = float(r[valid > 0].min()) - 4 * LA_BOUND, float(r[valid > 0].max()) + 4 * LA_BOUND
+    with torch.no_grad():
+        for _ in range(50):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if kept(mid) > target else (lo, mid)
+    b = 0.5 * (lo + hi)
+    x = (r - b).requires_grad_(True)
+    with torch.enable_grad():
+        q = hard_concrete_p_open(_bounded(x, gate_param))
+        (slope,) = torch.autograd.grad(q.sum(), x)
+    w = slope * valid
+    w = w / w.sum().clamp_min(1e-12)
+    return b + (w * (raw - r)).sum()
+
+
+BUDGETS = {
+    "lagrangian": "the kept budget by a multiplier (dual ascent plus a quadratic penalty on the violation)",
+    "shift": "the kept budget by construction: each batch's log_alphas are shifted so that its expected kept fraction "
+             "is the budget (``budget_shift``), and the masker minimises the KL alone; needs calibration of the "
+             "device threshold afterwards",
+}
+
+
 GATE_PARAMS = {
     "clamp": "straight-through clamp to +-4 (the L0 term keeps its gradient on gates pushed wide open; raw values "
              "can run far past the bound, where their ranking is untrained)",
@@ -200,7 +235,7 @@ def _kl_term(kl_u: torch.Tensor, cvar: float | None, groups: torch.Tensor | None
 
 def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=32, lr=3e-3, lr_dual=1.0,
                  seed=0, log=print, keep_target=None, block=1, kl_cvar=None, groups=None, proxy=None, privacy=0.0,
-                 texts=None, privacy_cap=3.0, gate_param="clamp", anneal=False):
+                 texts=None, privacy_cap=3.0, gate_param="clamp", anneal=False, budget="lagrangian"):
     """Lagrangian training of the GateNet (see the module doc): the KL budget gamma, or the kept budget keep_target
     when given. kl_cvar q in (0, 1]: the KL term is the mean over the worst q of each batch's utterances (CVaR)
     instead of over all, so voices the cloud model finds hard get the segments they need rather than being
@@ -211,10 +246,13 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
     is subtracted from the loss (the masker drops what the proxy needs to read the transcripts). gate_param: how the
     gate network's raw output becomes the trained log_alpha (GATE_PARAMS). anneal: the masker's learning rate and
     the multiplier's step both decay to 0 on a cosine over the run, so the gates settle instead of ending wherever
-    the primal-dual oscillation happens to be. Returns the history of (kept, kl,
+    the primal-dual oscillation happens to be. budget: how the kept budget is held (BUDGETS; "shift" needs
+    keep_target). Returns the history of (kept, kl,
     lambda[, proxy]) per epoch, with the spread of raw log_alphas (5th and 95th percentiles) in the last epoch."""
     if gate_param not in GATE_PARAMS:
         raise ValueError(f"gate_param: one of {sorted(GATE_PARAMS)}, got {gate_param!r}")
+    if budget not in BUDGETS or (budget == "shift" and keep_target is None):
+        raise ValueError(f"budget: one of {sorted(BUDGETS)} ('shift' with a keep_target), got {budget!r}")
     if kl_cvar is not None and not 0 < kl_cvar <= 1:
         raise ValueError(f"kl_cvar: must be in (0, 1], got {kl_cvar}")
     if privacy < 0 or (privacy > 0 and (proxy is None or texts is None or len(texts) != len(feats))):
@@ -242,8 +280,10 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
         ks, kls, nlls, raws, t0 = [], [], [], [], time.time()
         for idx in _batches(len(feats), bs, gen):
             raw = pool_gates(gatenet(feats[idx]), block)
+            valid = valid_all[idx, : raw.shape[1]]
+            if budget == "shift":
+                raw = raw - budget_shift(raw, valid, keep_target, gate_param)
             la = _bounded(raw, gate_param)
-            valid = valid_all[idx, : la.shape[1]]
             z = hard_concrete_sample(la)
             masked = wave[idx] * upsample_gates(z, wave.shape[1])
             fm = logmel_torch(masked)
@@ -255,7 +295,9 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             stay = 1e-2 * F.relu(raw.abs() - LA_BOUND).pow(2).mean()   # stay near the bound
             if ep == epochs - 1:
                 raws.append(raw.detach()[valid > 0])
-            if keep_target is None:
+            if budget == "shift":
+                loss = kl + stay
+            elif keep_target is None:
                 loss = kept + lam * (kl - gamma) + stay
             else:
                 c = kept - keep_target
@@ -272,7 +314,8 @@ def train_masker(cloud, gatenet, wave, feats, length, gamma=0.15, epochs=10, bs=
             loss.backward()
             opt.step()
             step = kl.detach() - gamma if keep_target is None else kept.detach() - keep_target
-            lam = torch.clamp(lam + scale * lr_dual * step, min=0.0)
+            if budget != "shift":
+                lam = torch.clamp(lam + scale * lr_dual * step, min=0.0)
             ks.append(float(kept.detach()))
             kls.append(float(kl.detach()))
         hist.append({"epoch": ep + 1, "kept": float(np.mean(ks)), "kl": float(np.mean(kls)), "lambda": float(lam)})
@@ -399,7 +442,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               cloud_from=None, keep_target=None, block=1, rounds=1, normalise=False, ft_temp=None,
               device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
               kl_family_max=False, privacy=0.0, proxy_epochs=12, proxy_utts=2000, privacy_cap=3.0,
-              calibrate_kept=False, gate_param="clamp", anneal_masker=False, log=print) -> dict:
+              calibrate_kept=False, gate_param="clamp", anneal_masker=False, masker_budget="lagrangian",
+              log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -416,7 +460,10 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     proxy is trained for proxy_epochs on proxy_utts random utterances of the clean fit audio, or reused from
     cloud_from's run when it has one); privacy_cap: see ``train_masker``; calibrate_kept: after each masker round,
     move the gate threshold so the hard gates keep keep_target of the training segments (``kept_threshold``);
-    gate_param: the masker's log_alpha bound (``GATE_PARAMS``); anneal_masker: ``train_masker``'s anneal."""
+    gate_param: the masker's log_alpha bound (``GATE_PARAMS``); anneal_masker: ``train_masker``'s anneal; masker_budget: how the masker holds keep_target (``BUDGETS``; "shift" needs
+    calibrate_kept, as its raw log_alphas carry no threshold of their own)."""
+    if masker_budget == "shift" and not calibrate_kept:
+        raise ValueError("masker_budget 'shift': needs calibrate_kept (the device threshold comes from calibration)")
     if gate_param not in GATE_PARAMS:
         raise ValueError(f"gate_param: one of {sorted(GATE_PARAMS)}, got {gate_param!r}")
     if calibrate_kept and keep_target is None:
@@ -489,7 +536,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
                              keep_target=keep_target, block=block, kl_cvar=kl_cvar, groups=groups, proxy=proxy,
                              privacy=privacy, texts=[tr.utts[i]["text"] for i in sub], privacy_cap=privacy_cap,
-                             gate_param=gate_param, anneal=anneal_masker)
+                             gate_param=gate_param, anneal=anneal_masker, budget=masker_budget)
         if calibrate_kept:
             frac0 = kept_fraction(hard_gates(gatenet, ftr, tr.length, block, device_gates))
             delta = kept_threshold(gatenet, ftr, tr.length, keep_target, block, device_gates)
@@ -531,7 +578,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "ft_distill": ft_distill, "val_stratify": val_stratify, "voice_aug": voice_aug,
                            "kl_cvar": kl_cvar, "kl_family_max": kl_family_max, "privacy": privacy,
                            "calibrate_kept": calibrate_kept, "gate_param": gate_param,
-                           "anneal_masker": anneal_masker,
+                           "anneal_masker": anneal_masker, "masker_budget": masker_budget,
                            "proxy_epochs": proxy_epochs if privacy > 0 else None,
                            "privacy_cap": privacy_cap if privacy > 0 else None}}
     if val.any():

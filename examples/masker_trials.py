@@ -10,6 +10,7 @@ random gates at the same kept fraction. docs/speech.md, fourteenth step.
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,6 +35,12 @@ def main() -> int:
     ap.add_argument("--mask-utts", type=int, default=1600)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hole-model", metavar="DIR", help="a speech train run whose random-mask cloud model (fine-tuned "
+                    "on random gates) judges every masker too: accuracy on the masked validation audio of a model "
+                    "that copes with holes but knows no masker")
+    ap.add_argument("--teacher", choices=["clean", "holes"], default="clean", help="the model the masker's KL is "
+                    "measured against: the clean cloud, or --hole-model's random-mask model")
+    ap.add_argument("--save", metavar="DIR", help="keep each calibrated gate network here")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -45,6 +52,15 @@ def main() -> int:
     cloud = CloudSLU(len(full.intents), st["width"])
     cloud.load_state_dict(prev["cloud"])
     cloud.eval()
+    holes = None
+    if a.hole_model:
+        hp = torch.load(f"{a.hole_model}/speech_models.pt", weights_only=False)
+        holes = CloudSLU(len(full.intents), hp["settings"]["width"])
+        holes.load_state_dict(hp["cloud_random"])
+        holes.eval()
+    if a.teacher == "holes" and holes is None:
+        ap.error("--teacher holes needs --hole-model")
+    teacher = holes if a.teacher == "holes" else cloud
     ftr, fva = feats_of(tr.wave), feats_of(va.wave)
     flat = torch.cat([ftr[i, : n_frames(int(n))] for i, n in enumerate(tr.length)])
     sub = np.sort(np.random.default_rng(st["seed"]).permutation(len(tr.ids))[: a.mask_utts])
@@ -58,28 +74,37 @@ def main() -> int:
             g = GateNet()
             g.mean.copy_(flat.mean(0))
             g.std.copy_(flat.std(0) + 1e-3)
-            hist = train_masker(cloud, g, tr.wave[sub], ftr[sub], tr.length[sub], epochs=a.epochs, bs=16,
+            hist = train_masker(teacher, g, tr.wave[sub], ftr[sub], tr.length[sub], epochs=a.epochs, bs=16,
                                 lr_dual=a.lr_dual, seed=seed, keep_target=a.keep_target, kl_cvar=0.25,
                                 gate_param=param, anneal=a.anneal, budget=a.budget,
                                 log=lambda s: print(f"  [{param} seed {seed}] {s}", flush=True))
-            for p in cloud.parameters():
-                p.requires_grad_(False)
+            for m in (cloud, holes):
+                for p in (m.parameters() if m is not None else []):
+                    p.requires_grad_(False)
             hard0 = kept_fraction(hard_gates(g, ftr, tr.length, 1, True))
             delta = kept_threshold(g, ftr, tr.length, a.kept, 1, True)
             gc = shifted_gatenet(g, delta)
             vg = hard_gates(gc, fva, va.length, 1, True)
             vfrac = kept_fraction(vg)
-            masked = accuracy(cloud, feats_of(masked_wave(va, vg)), va.intent)
-            rand = accuracy(cloud, feats_of(masked_wave(va, random_gates_for(va, vfrac, seed + 1))), va.intent)
+            fm, fr = feats_of(masked_wave(va, vg)), feats_of(masked_wave(va, random_gates_for(va, vfrac, seed + 1)))
+            masked, rand = accuracy(cloud, fm, va.intent), accuracy(cloud, fr, va.intent)
+            judge = {} if holes is None else {"holes_masked": accuracy(holes, fm, va.intent),
+                                              "holes_random": accuracy(holes, fr, va.intent)}
+            if a.save:
+                Path(a.save).mkdir(parents=True, exist_ok=True)
+                torch.save(gc.state_dict(), Path(a.save) / f"{param}_{a.budget}_s{seed}.pt")
             la = log_alphas(g, fva, va.length, 1, True).numpy()
             row = {"param": param, "seed": seed, "train_hard_kept_uncalibrated": hard0, "delta": delta,
                    "val_kept": vfrac, "val_masked": masked, "val_random": rand, "val_clean": clean,
                    "raw_p05": float(np.quantile(la, 0.05)), "raw_p95": float(np.quantile(la, 0.95)),
+                   "teacher": a.teacher, "budget": a.budget, "anneal": a.anneal, **judge,
                    "history": hist, "wall_s": time.time() - t0}
             rows.append(row)
             print(f"{param} seed {seed}: uncalibrated hard kept {hard0:.3f}, delta {delta:+.2f}; validation kept "
                   f"{vfrac:.3f}, masked {masked:.4f}, random {rand:.4f}; raw log_alpha 5-95% "
-                  f"{row['raw_p05']:.1f}..{row['raw_p95']:.1f} ({row['wall_s']:.0f}s)", flush=True)
+                  f"{row['raw_p05']:.1f}..{row['raw_p95']:.1f}"
+                  + (f"; hole model: masked {judge['holes_masked']:.4f}, random {judge['holes_random']:.4f}"
+                     if judge else "") + f" ({row['wall_s']:.0f}s)", flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"settings": vars(a), "results": rows}, f, indent=1)

@@ -1100,6 +1100,38 @@ def test_train_stops_when_the_masker_collapses(tiny, tmp_path, monkeypatch):
 
 
 @needs_tools
+def test_train_masker_teacher_holes_is_the_saved_random_mask_model(tiny, tmp_path, monkeypatch):
+    """masker_teacher 'holes': the first masker round's teacher is the random-mask baseline, trained once, before the
+    masker, and saved as the baseline; the shift budget with it, through the CLI; bad combinations are clear errors."""
+    from edgelearn.cli import main
+    from edgelearn.speech import train as tr
+
+    seen = []
+    real = tr.train_masker
+
+    def spy(cloud, *a, **k):
+        seen.append({n: p.detach().clone() for n, p in cloud.state_dict().items()})
+        return real(cloud, *a, **k)
+
+    monkeypatch.setattr(tr, "train_masker", spy)
+    d, _ = tiny
+    out = tmp_path / "h"
+    assert main(["speech", "train", "--corpus", str(d), "--models", str(out), "--epochs-cloud", "1", "--epochs-mask",
+                 "1", "--epochs-ft", "1", "--keep-target", "0.4", "--width", "16", "--val-speakers", "0",
+                 "--calibrate-kept", "--masker-budget", "shift", "--gate-param", "tanh", "--masker-teacher", "holes",
+                 "--json", str(tmp_path / "h.json")]) == 0
+    state = torch.load(out / "speech_models.pt", weights_only=False)
+    assert len(seen) == 1 and all(torch.equal(seen[0][n], state["cloud_random"][n]) for n in seen[0])
+    assert not all(torch.equal(seen[0][n], state["cloud"][n]) for n in seen[0])
+    st = state["settings"]
+    assert (st["masker_teacher"], st["masker_budget"], st["gate_param"]) == ("holes", "shift", "tanh")
+    with pytest.raises(ValueError, match="masker_teacher"):
+        tr.train_all(d, tmp_path / "x", masker_teacher="holes", log=lambda s: None)
+    with pytest.raises(ValueError, match="calibrate_kept"):
+        tr.train_all(d, tmp_path / "x", keep_target=0.4, masker_budget="shift", log=lambda s: None)
+
+
+@needs_tools
 def test_kept_threshold_puts_hard_gates_on_the_budget(tiny):
     """kept_threshold moves the gate threshold so the device's hard gates keep the asked fraction, along the
     masker's own ranking (a subset of the segments kept at a lower target)."""

@@ -443,7 +443,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
               kl_family_max=False, privacy=0.0, proxy_epochs=12, proxy_utts=2000, privacy_cap=3.0,
               calibrate_kept=False, gate_param="clamp", anneal_masker=False, masker_budget="lagrangian",
-              log=print) -> dict:
+              masker_teacher="clean", log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -461,7 +461,11 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     cloud_from's run when it has one); privacy_cap: see ``train_masker``; calibrate_kept: after each masker round,
     move the gate threshold so the hard gates keep keep_target of the training segments (``kept_threshold``);
     gate_param: the masker's log_alpha bound (``GATE_PARAMS``); anneal_masker: ``train_masker``'s anneal; masker_budget: how the masker holds keep_target (``BUDGETS``; "shift" needs
-    calibrate_kept, as its raw log_alphas carry no threshold of their own)."""
+    calibrate_kept, as its raw log_alphas carry no threshold of their own); masker_teacher: the model the first masker
+    round's KL is measured against: the clean cloud model (SILENCE's), or "holes", the random-mask baseline trained
+    first (at keep_target), which reads audio with holes and so scores what the gates remove rather than the holes."""
+    if masker_teacher not in ("clean", "holes") or (masker_teacher == "holes" and keep_target is None):
+        raise ValueError(f"masker_teacher: 'clean' or 'holes' (with keep_target), got {masker_teacher!r}")
     if masker_budget == "shift" and not calibrate_kept:
         raise ValueError("masker_budget 'shift': needs calibrate_kept (the device threshold comes from calibration)")
     if gate_param not in GATE_PARAMS:
@@ -531,6 +535,19 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
         cloud.eval()
         with torch.no_grad():
             soft = torch.cat([F.log_softmax(cloud(ftr[i: i + 128]), -1) for i in range(0, len(ftr), 128)])
+
+    def random_mask_cloud(frac):   # the baseline: the clean model fine-tuned on random gates at kept fraction frac
+        if ft_temp is None:
+            fr, fn = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed, block))), None
+        else:
+            fr, fn = None, sampled_mask_fn(tr, None, ft_temp, frac, torch.Generator().manual_seed(seed), block)
+        return train_classifier(copy.deepcopy(cloud), fr, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
+                                log=log, name="cloud fine-tune (random mask)", augment=augment, wave_fn=fn,
+                                soft=soft, distill=ft_distill, voice_aug=voice_aug)
+
+    cloud_random = None
+    if masker_teacher == "holes":   # the baseline first, at the budget: it copes with holes and knows no masker
+        cloud_random = teacher = random_mask_cloud(keep_target)
     for r in range(rounds):   # the first round against the clean cloud model, later ones against the fine-tuned
         hist += train_masker(teacher, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma,
                              epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
@@ -560,13 +577,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                                         log=log, name="cloud fine-tune (masked)", augment=augment, wave_fn=fn,
                                         soft=soft, distill=ft_distill, voice_aug=voice_aug)
         teacher = cloud_masked
-    if ft_temp is None:
-        fr, fn = feats_of(masked_wave(tr, random_gates_for(tr, frac, seed, block))), None
-    else:
-        fr, fn = None, sampled_mask_fn(tr, None, ft_temp, frac, torch.Generator().manual_seed(seed), block)
-    cloud_random = train_classifier(copy.deepcopy(cloud), fr, tr.intent, epochs=epochs_ft, lr=lr_ft, seed=seed,
-                                    log=log, name="cloud fine-tune (random mask)", augment=augment, wave_fn=fn,
-                                    soft=soft, distill=ft_distill, voice_aug=voice_aug)
+    if cloud_random is None:
+        cloud_random = random_mask_cloud(frac)
     record = {"train_kept_fraction": frac, "masker_history": hist, "n_train": len(tr.ids),
               "calibrated_deltas": calibrated,
               "settings": {"epochs_cloud": epochs_cloud, "epochs_mask": epochs_mask, "epochs_ft": epochs_ft,
@@ -579,6 +591,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "kl_cvar": kl_cvar, "kl_family_max": kl_family_max, "privacy": privacy,
                            "calibrate_kept": calibrate_kept, "gate_param": gate_param,
                            "anneal_masker": anneal_masker, "masker_budget": masker_budget,
+                           "masker_teacher": masker_teacher,
                            "proxy_epochs": proxy_epochs if privacy > 0 else None,
                            "privacy_cap": privacy_cap if privacy > 0 else None}}
     if val.any():

@@ -1132,6 +1132,27 @@ def test_train_masker_teacher_holes_is_the_saved_random_mask_model(tiny, tmp_pat
 
 
 @needs_tools
+def test_masker_seed_draws_another_masker_on_the_same_split(tiny, tmp_path):
+    """--masker-seed: the same clean cloud and validation split, another gate network; the same masker seed gives
+    the same gate network again."""
+    from edgelearn.cli import main
+
+    d, _ = tiny
+    base = ["speech", "train", "--corpus", str(d), "--epochs-mask", "1", "--epochs-ft", "1", "--keep-target", "0.4",
+            "--val-speakers", "1"]
+    assert main(base + ["--models", str(tmp_path / "c"), "--epochs-cloud", "1", "--width", "16"]) == 0
+    got = {}
+    for name, ms in [("a", "3"), ("b", "3"), ("c4", "4")]:
+        assert main(base + ["--models", str(tmp_path / name), "--cloud-from", str(tmp_path / "c"),
+                            "--masker-seed", ms]) == 0
+        got[name] = torch.load(tmp_path / name / "speech_models.pt", weights_only=False)
+    assert got["a"]["settings"]["masker_seed"] == 3 and got["c4"]["settings"]["val_speakers"] == 1
+    same = lambda x, y: all(torch.equal(x["gatenet"][k], y["gatenet"][k]) for k in x["gatenet"])   # noqa: E731
+    assert same(got["a"], got["b"]) and not same(got["a"], got["c4"])
+    assert all(torch.equal(got["a"]["cloud"][k], got["c4"]["cloud"][k]) for k in got["a"]["cloud"])
+
+
+@needs_tools
 def test_kept_threshold_puts_hard_gates_on_the_budget(tiny):
     """kept_threshold moves the gate threshold so the device's hard gates keep the asked fraction, along the
     masker's own ranking (a subset of the segments kept at a lower target)."""

@@ -108,7 +108,7 @@ def cmd_train(args) -> int:
                     kl_cvar=args.kl_cvar, kl_family_max=args.kl_family_max, privacy=args.privacy,
                     calibrate_kept=args.calibrate_kept, gate_param=args.gate_param,
                     anneal_masker=args.anneal_masker, masker_budget=args.masker_budget,
-                    masker_teacher=args.masker_teacher,
+                    masker_teacher=args.masker_teacher, masker_seed=args.masker_seed,
                     proxy_epochs=args.proxy_epochs, privacy_cap=args.privacy_cap, log=lambda s: print(s, flush=True))
     if args.json:
         from edgelearn.cli import environment
@@ -288,6 +288,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    help="the model the first masker round's KL is measured against: the clean cloud model, or holes "
                         "(the random-mask baseline, fine-tuned first at --keep-target: it reads audio with holes, so "
                         "the KL scores what the gates remove, not the holes)")
+    t.add_argument("--masker-seed", type=int, metavar="N", help="seed of the masker alone (default: --seed, which "
+                   "also draws the validation speakers): another masker draw on the same split")
     t.add_argument("--kl-family-max", action="store_true", help="masker's KL is the worst voice family's in each "
                    "batch (group DRO; with --kl-cvar, the CVaR within each family)")
     t.add_argument("--privacy", type=float, default=0.0, metavar="W", help="weight of an ASR-proxy term in the "

@@ -443,7 +443,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
               device_gates=False, ft_distill=0.0, val_stratify=False, voice_aug=False, kl_cvar=None,
               kl_family_max=False, privacy=0.0, proxy_epochs=12, proxy_utts=2000, privacy_cap=3.0,
               calibrate_kept=False, gate_param="clamp", anneal_masker=False, masker_budget="lagrangian",
-              masker_teacher="clean", log=print) -> dict:
+              masker_teacher="clean", masker_seed=None, log=print) -> dict:
     """All three stages on the train split (minus val_speakers held out for validation); saves
     out_dir/speech_models.pt and the int8 gate network. Returns the training record, with validation accuracies
     (clean / learned mask / random mask) when val_speakers > 0. keep_target: the kept budget instead of the KL
@@ -463,7 +463,9 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     gate_param: the masker's log_alpha bound (``GATE_PARAMS``); anneal_masker: ``train_masker``'s anneal; masker_budget: how the masker holds keep_target (``BUDGETS``; "shift" needs
     calibrate_kept, as its raw log_alphas carry no threshold of their own); masker_teacher: the model the first masker
     round's KL is measured against: the clean cloud model (SILENCE's), or "holes", the random-mask baseline trained
-    first (at keep_target), which reads audio with holes and so scores what the gates remove rather than the holes."""
+    first (at keep_target), which reads audio with holes and so scores what the gates remove rather than the holes; masker_seed: the seed of
+    the gate network's initialisation and the masker's batches (default: seed), apart from the validation split's,
+    so another masker can be drawn on the same split (with cloud_from)."""
     if masker_teacher not in ("clean", "holes") or (masker_teacher == "holes" and keep_target is None):
         raise ValueError(f"masker_teacher: 'clean' or 'holes' (with keep_target), got {masker_teacher!r}")
     if masker_budget == "shift" and not calibrate_kept:
@@ -504,6 +506,8 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
     else:
         cloud = train_classifier(CloudSLU(len(full.intents), width), ftr, tr.intent, epochs=epochs_cloud,
                                  lr=lr_cloud, seed=seed, log=log, augment=augment, voice_aug=voice_aug)
+    mseed = seed if masker_seed is None else masker_seed
+    torch.manual_seed(mseed)
     gatenet = GateNet()
     flat = torch.cat([ftr[i, : n_frames(int(n))] for i, n in enumerate(tr.length)])
     gatenet.mean.copy_(flat.mean(0))
@@ -550,7 +554,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
         cloud_random = teacher = random_mask_cloud(keep_target)
     for r in range(rounds):   # the first round against the clean cloud model, later ones against the fine-tuned
         hist += train_masker(teacher, gatenet, tr.wave[sub], ftr[sub], tr.length[sub], gamma=gamma,
-                             epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=seed + r, log=log,
+                             epochs=epochs_mask, bs=16, lr_dual=lr_dual, seed=mseed + r, log=log,
                              keep_target=keep_target, block=block, kl_cvar=kl_cvar, groups=groups, proxy=proxy,
                              privacy=privacy, texts=[tr.utts[i]["text"] for i in sub], privacy_cap=privacy_cap,
                              gate_param=gate_param, anneal=anneal_masker, budget=masker_budget)
@@ -591,7 +595,7 @@ def train_all(corpus_dir, out_dir, epochs_cloud=12, epochs_mask=10, epochs_ft=5,
                            "kl_cvar": kl_cvar, "kl_family_max": kl_family_max, "privacy": privacy,
                            "calibrate_kept": calibrate_kept, "gate_param": gate_param,
                            "anneal_masker": anneal_masker, "masker_budget": masker_budget,
-                           "masker_teacher": masker_teacher,
+                           "masker_teacher": masker_teacher, "masker_seed": mseed,
                            "proxy_epochs": proxy_epochs if privacy > 0 else None,
                            "privacy_cap": privacy_cap if privacy > 0 else None}}
     if val.any():

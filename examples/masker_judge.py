@@ -12,15 +12,15 @@ short adaptation. docs/speech.md, fourteenth step.
 """
 import argparse
 import copy
-import json
 import time
 
 import numpy as np
 import torch
 
-from edgelearn.speech.models import CloudSLU, GateNet
-from edgelearn.speech.train import (accuracy, feats_of, hard_gates, kept_fraction, load_corpus, masked_wave,
-                                    random_gates_for, split_validation, train_classifier)
+from edgelearn.speech.models import GateNet
+from edgelearn.speech.train import (accuracy, feats_of, hard_gates, kept_fraction, masked_wave, random_gates_for,
+                                    train_classifier)
+from masker_common import load_run, write_record
 
 
 def load_gatenet(path: str) -> GateNet:
@@ -43,10 +43,7 @@ def main() -> int:
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    prev = torch.load(f"{a.cloud}/speech_models.pt", weights_only=False)
-    st = prev["settings"]
-    full = load_corpus(a.corpus)
-    fit, val = split_validation(full, st["val_speakers"], st["seed"], st.get("val_stratify", False))
+    full, fit, val, run = load_run(a.corpus, a.cloud)
     sel = np.zeros(len(full.ids), bool)
     if "validation" in a.sets:
         sel |= val
@@ -56,8 +53,7 @@ def main() -> int:
     sub = np.sort(np.random.default_rng(11).permutation(len(tr.ids))[: a.utts])
     tr, se = tr.subset(np.isin(np.arange(len(tr.ids)), sub)), full.subset(sel)
     ftr, fse = feats_of(tr.wave), feats_of(se.wave)
-    clean = CloudSLU(len(full.intents), st["width"])
-    clean.load_state_dict(prev["cloud"])
+    clean = run["cloud"]
     print(f"fine-tuning on {len(tr.ids)} training utterances, {a.epochs} epochs; selection: {len(se.ids)} "
           f"utterances ({a.sets}); clean accuracy {accuracy(clean, fse, se.intent):.4f}", flush=True)
 
@@ -82,9 +78,7 @@ def main() -> int:
                      "random": rand})
         print(f"{name}: kept {ks:.3f}, masked {learned:.4f}, random {rand:.4f}, learned - random "
               f"{100 * (learned - rand):+.1f} points", flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"settings": vars(a), "results": rows}, f, indent=1)
+    write_record(a.json, a, rows)
     return 0
 
 

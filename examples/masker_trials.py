@@ -8,17 +8,17 @@ random gates at the same kept fraction. docs/speech.md, fourteenth step.
         --params clamp,tanh,inward --json runs/speech/s14/trials.json
 """
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from edgelearn.speech.models import CloudSLU, GateNet
+from edgelearn.speech.models import GateNet
 from edgelearn.speech.train import (GATE_PARAMS, accuracy, feats_of, hard_gates, kept_fraction, kept_threshold,
-                                    load_corpus, log_alphas, masked_wave, n_frames, random_gates_for,
-                                    shifted_gatenet, split_validation, train_masker)
+                                    load_models, log_alphas, masked_wave, n_frames, random_gates_for,
+                                    shifted_gatenet, train_masker)
+from masker_common import load_run, write_record
 
 
 def main() -> int:
@@ -44,26 +44,18 @@ def main() -> int:
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    prev = torch.load(f"{a.cloud}/speech_models.pt", weights_only=False)
-    st = prev["settings"]
-    full = load_corpus(a.corpus)
-    fit, val = split_validation(full, st["val_speakers"], st["seed"], st.get("val_stratify", False))
+    full, fit, val, run = load_run(a.corpus, a.cloud)
     tr, va = full.subset(fit), full.subset(val)
-    cloud = CloudSLU(len(full.intents), st["width"])
-    cloud.load_state_dict(prev["cloud"])
-    cloud.eval()
+    cloud = run["cloud"]
     holes = None
     if a.hole_model:
-        hp = torch.load(f"{a.hole_model}/speech_models.pt", weights_only=False)
-        holes = CloudSLU(len(full.intents), hp["settings"]["width"])
-        holes.load_state_dict(hp["cloud_random"])
-        holes.eval()
+        holes = load_models(a.hole_model)["cloud_random"]
     if a.teacher == "holes" and holes is None:
         ap.error("--teacher holes needs --hole-model")
     teacher = holes if a.teacher == "holes" else cloud
     ftr, fva = feats_of(tr.wave), feats_of(va.wave)
     flat = torch.cat([ftr[i, : n_frames(int(n))] for i, n in enumerate(tr.length)])
-    sub = np.sort(np.random.default_rng(st["seed"]).permutation(len(tr.ids))[: a.mask_utts])
+    sub = np.sort(np.random.default_rng(run["state"].get("seed", 0)).permutation(len(tr.ids))[: a.mask_utts])
     clean = accuracy(cloud, fva, va.intent)
     print(f"validation: {len(va.ids)} utterances, clean accuracy {clean:.4f}", flush=True)
     rows = []
@@ -105,9 +97,7 @@ def main() -> int:
                   f"{row['raw_p05']:.1f}..{row['raw_p95']:.1f}"
                   + (f"; hole model: masked {judge['holes_masked']:.4f}, random {judge['holes_random']:.4f}"
                      if judge else "") + f" ({row['wall_s']:.0f}s)", flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"settings": vars(a), "results": rows}, f, indent=1)
+    write_record(a.json, a, rows)
     return 0
 
 

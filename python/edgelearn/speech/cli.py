@@ -226,7 +226,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                         "once the corpus's own test speakers have guided choices; SET 1 (default: spk90-95), 2 "
                         "(spk96-101, for when set 1 has been used), 3 (spk102-107, after set 2), 4 (spk108-113, after set 3), "
                         "5 (spk114-119, after set 4), 6 (spk120-125, after set 5), 7 (spk126-131, after set 6) "
-                        "or 8 (spk132-137, after set 7)")
+                        "8 (spk132-137, after set 7) or 9 (spk138-143, after set 8)")
     s.add_argument("--workers", type=int, default=2, help="synthesis processes")
     s.add_argument("--force", action="store_true", help="re-synthesise even if the cache matches")
     s.add_argument("--json", metavar="PATH")

@@ -6,7 +6,7 @@ from espeak-ng (voice ``en+VARIANT``: ``en-gb+VARIANT`` would ignore the variant
 a speaker is an engine voice plus a fixed pitch / rate offset. Optional extra *training* speakers (``extra_train``)
 add festival's voices, more flite pitch variants and espeak variants at wider pitch/rate: never a test speaker's engine voice, and the pool leaves out
 flite's kal/kal16 (a stratified validation's flite voice); the base speakers' files and split are unchanged. A
-fresh test-only corpus (``fresh_test``, set 1 to 8) holds 6 speakers no other corpus has had, for an unbiased
+fresh test-only corpus (``fresh_test``, set 1 to 9) holds 6 speakers no other corpus has had, for an unbiased
 estimate once the test speakers (or an earlier fresh set) have guided choices. Each file is varied with sox
 (tempo, pitch; no dither) and, after sox, with seeded white noise at a random SNR (numpy, so that it is
 reproducible). Output: 16 kHz mono int16 WAV, and
@@ -151,9 +151,13 @@ FRESH_TEST7 = [("espeak-ng", "en+m1", 65, 160), ("espeak-ng", "en+f4", 50, 150),
 # Speakers spk132 onwards.
 FRESH_TEST8 = [("espeak-ng", "en+m1", 40, 190), ("espeak-ng", "en+f4", 70, 140), ("espeak-ng", "en+m5", 30, 170),
                ("espeak-ng", "en+f3", 60, 190), ("espeak-ng", "en+m3", 45, 135), ("flite", "rms", -225, 0)]
+# A ninth, after the eighth: the same variants at still other pitch/rate pairs, and flite rms at +75 cents.
+# Speakers spk138 onwards.
+FRESH_TEST9 = [("espeak-ng", "en+m1", 55, 135), ("espeak-ng", "en+f4", 40, 175), ("espeak-ng", "en+m5", 75, 170),
+               ("espeak-ng", "en+f3", 50, 135), ("espeak-ng", "en+m3", 70, 175), ("flite", "rms", 75, 0)]
 FRESH_SETS = {k + 1: (t, FRESH_ID0 + 6 * k)
               for k, t in enumerate((FRESH_TEST, FRESH_TEST2, FRESH_TEST3, FRESH_TEST4, FRESH_TEST5, FRESH_TEST6,
-                                     FRESH_TEST7, FRESH_TEST8))}
+                                     FRESH_TEST7, FRESH_TEST8, FRESH_TEST9))}
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,7 @@ def vocabulary() -> list[str]:
 def fresh_speakers(fresh_set: int = 1) -> list[Speaker]:
     """The speakers of fresh set k (FRESH_SETS): 1 (FRESH_TEST, spk90 onwards), 2 (FRESH_TEST2, spk96), 3
     (FRESH_TEST3, spk102), 4 (FRESH_TEST4, spk108), 5 (FRESH_TEST5, spk114), 6 (FRESH_TEST6, spk120), 7
-    (FRESH_TEST7, spk126) or 8 (FRESH_TEST8, spk132)."""
+    (FRESH_TEST7, spk126), 8 (FRESH_TEST8, spk132) or 9 (FRESH_TEST9, spk138)."""
     if fresh_set not in FRESH_SETS:
         raise ValueError(f"fresh_test: the fresh sets are {sorted(FRESH_SETS)}, got {fresh_set}")
     table, id0 = FRESH_SETS[fresh_set]
@@ -283,7 +287,7 @@ def synthesize(out_dir, n_speakers: int = 24, per_speaker: int = 30, n_test_spea
                fresh_test: int = 0) -> dict:
     """Synthesise (or reuse) a corpus in out_dir; returns the manifest. Test speakers are held out entirely.
     extra_train: that many EXTRA_TRAIN speakers after the n_speakers (training only); the n_speakers' files and
-    the test split are the same as without them. fresh_test: 1 to 8 (True = 1): instead, a test-only corpus of that
+    the test split are the same as without them. fresh_test: 1 to 9 (True = 1): instead, a test-only corpus of that
     fresh set's speakers (``fresh_speakers``; per_speaker utterances each, texts drawn from the set's own seed stream;
     n_speakers, n_test_speakers and extra_train do not apply), evaluated with ``evaluate(..., test_corpus=out_dir)``
     against models of a training corpus."""
